@@ -1,0 +1,200 @@
+"""Methods that accumulate parameter gradients over several passes of one batch (FreeLB, YOPO) or take an
+optimizer step on every pass (FreeAT). Each pass is a full forward and `trainer.backward`; delta's gradient
+comes out of that same backward (delta is a leaf), so no pass is spent on the ascent alone.
+
+Under DeepSpeed the loop's `trainer.backward` marks only the last pass of the last micro-batch as the
+gradient-accumulation boundary, so ZeRO reduces the summed gradient once."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from alum.adversarial import functional as AF
+from alum.adversarial.base import Method, StepReport, Trainer, register
+from alum.adversarial.target import Target
+
+
+class _MultiPass(Method):
+    def pass_grad(self, delta: Tensor) -> Tensor | None:
+        """delta's gradient left by the pass's backward, unscaled; None (and counted) if not finite."""
+        if delta.grad is None:
+            return self.checked(None)
+        return self.checked(delta.grad.float() / float(self.grad_scale()))
+
+
+@register
+class FreeLB(_MultiPass):
+    name = "freelb"
+    summary = "FreeLB: K passes at x + delta_k, parameter gradients averaged over them (Zhu et al. 2020)"
+
+    @dataclass
+    class Config:
+        steps: int = 3  # K passes (and K - 1 ascent steps between them)
+        step_size: float = 0.1  # adv_lr: delta += step_size * g / ||g||_F per example
+        init_mag: float = 0.1  # delta_0 ~ U(-1, 1) * init_mag / sqrt(length * dim), zero at padding
+        max_norm: float = 0.0  # per-example Frobenius bound on delta; 0 = unbounded (the reference default)
+
+        def validate(self) -> None:
+            if self.steps < 1:
+                raise ValueError("steps must be at least 1")
+
+    @property
+    def backward_passes(self) -> int:
+        return self.config.steps
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        c = self.config
+        shape = target.perturbation.shape(batch["input_ids"])
+        device = batch["input_ids"].device
+        mask = self.mask_of(batch, shape, device)
+        lengths = mask.sum(dim=(1, 2), keepdim=True).clamp_min(1)
+        delta = torch.empty(shape, device=device).uniform_(-1, 1) * mask * (c.init_mag / (lengths * shape[-1]).sqrt())
+        started = time.perf_counter()
+        first = grad = None
+        total = 0.0
+        skipped = False
+        for k in range(c.steps):
+            delta = delta.detach().requires_grad_()
+            out = self.clean_forward(target, batch, delta)
+            trainer.backward(out.loss / c.steps)
+            total += float(out.loss.detach()) / c.steps
+            first = out.loss if first is None else first
+            if k == c.steps - 1 or skipped:
+                continue
+            grad = self.pass_grad(delta)
+            if grad is None:  # keep delta as it is: the remaining passes still average correctly
+                skipped = True
+                continue
+            delta = delta.detach() + c.step_size * AF.normalize(grad, "l2", "example", guard=1e-12) * mask
+            if c.max_norm > 0:
+                delta = AF.project(delta, c.max_norm, "l2", "example")
+        report = self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
+        return report
+
+
+@register
+class FreeAT(_MultiPass):
+    name = "freeat"
+    summary = "free adversarial training: replay the batch K times, an optimizer step on each (Shafahi et al. 2019)"
+
+    @dataclass
+    class Config:
+        replays: int = 3  # K; the paper divides the number of epochs by K to keep the cost
+        eps: float = 0.01  # l-inf bound of delta, and the sign step's size
+
+        def validate(self) -> None:
+            if self.replays < 1:
+                raise ValueError("replays must be at least 1")
+
+    @property
+    def backward_passes(self) -> int:
+        return self.config.replays
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.config.replays
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        c = self.config
+        delta = self.zeros(target, batch).detach()
+        mask = self.mask_of(batch, delta.shape, delta.device)
+        started = time.perf_counter()
+        first = last = grad = None
+        skipped = False
+        for _ in range(c.replays):
+            delta = delta.detach().requires_grad_()
+            out = self.clean_forward(target, batch, delta)
+            trainer.backward(out.loss)
+            first, last = (out.loss if first is None else first), out.loss
+            new_grad = None if skipped else self.pass_grad(delta)
+            trainer.optimizer_step()
+            if new_grad is None:
+                skipped = True
+                continue
+            grad = new_grad
+            delta = (delta.detach() + c.eps * grad.sign()).clamp(-c.eps, c.eps) * mask
+        return self.report(first, last, delta, grad, mask, started, skipped=skipped)
+
+
+@register
+class YOPO(_MultiPass):
+    name = "yopo"
+    summary = "YOPO-m-n: m full passes; between them n cheap ascent steps through the embedding block only (Zhang et al. 2019)"
+
+    @dataclass
+    class Config:
+        outer: int = 3  # m full forward/backward passes, parameter gradients averaged
+        inner: int = 3  # n ascent steps per outer pass, through the embedding block only
+        step_size: float = 0.3
+        eps: float = 1.0
+        norm: Literal["l2", "linf"] = "l2"
+        level: Literal["example", "token"] = "example"
+
+        def validate(self) -> None:
+            if self.outer < 1 or self.inner < 1:
+                raise ValueError("outer and inner must be at least 1")
+
+    @property
+    def backward_passes(self) -> int:
+        return self.config.outer
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        c = self.config
+        block = target.perturbation.block
+        delta = self.zeros(target, batch).detach()
+        mask = self.mask_of(batch, delta.shape, delta.device)
+        started = time.perf_counter()
+        first = grad = None
+        total = 0.0
+        skipped = False
+        for _ in range(c.outer):
+            captured: dict = {}
+            delta = delta.detach().requires_grad_()
+            with _capture_block(block, captured):
+                out = self.clean_forward(target, batch, delta)
+            trainer.backward(out.loss / c.outer)
+            total += float(out.loss.detach()) / c.outer
+            first = out.loss if first is None else first
+            if skipped:
+                continue
+            # p = dL/d(block output), the "co-state" the cheap inner steps climb against.
+            p = self.checked(captured["grad"].float() / float(self.grad_scale()))
+            if p is None:
+                skipped = True
+                continue
+            for _ in range(c.inner):
+                delta = delta.detach().requires_grad_()
+                with torch.enable_grad(), target.perturbation.applied(delta):
+                    first_layer = block(*captured["args"], **captured["kwargs"])
+                grad = self.ascent_grad((first_layer.float() * p).sum(), delta)
+                if grad is None:
+                    skipped = True
+                    break
+                delta = AF.ascent_step(
+                    delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps
+                ) * mask
+        return self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
+
+
+class _capture_block:
+    """Records the embedding block's inputs and the gradient that reaches its output."""
+
+    def __init__(self, block: torch.nn.Module, store: dict):
+        self.block, self.store = block, store
+
+    def __enter__(self):
+        def hook(_module, args, kwargs, output):
+            self.store["args"], self.store["kwargs"] = args, kwargs
+            if output.requires_grad:
+                output.register_hook(lambda g: self.store.__setitem__("grad", g.detach()))
+
+        self.handle = self.block.register_forward_hook(hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()

@@ -1,0 +1,185 @@
+"""Label-free smoothness methods (VAT, ALUM, SMART): make the model's outputs at x + delta agree with
+its outputs at x, where delta is found by ascent on that disagreement. They need no labels, so they
+serve masked-LM pretraining as well as fine-tuning (where the task loss is added when labels exist)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from alum.adversarial import functional as AF
+from alum.adversarial.base import Method, StepReport, Trainer, register
+from alum.adversarial.target import ForwardOutput, Target
+from alum.adversarial.teacher import MomentumTeacher
+
+
+def _total(task_loss: Tensor | None, *terms: Tensor) -> Tensor:
+    total = sum(terms)
+    return total if task_loss is None else task_loss + total
+
+
+@register
+class VAT(Method):
+    name = "vat"
+    summary = "virtual adversarial training: one power-iteration step from a random unit xi (Miyato et al. 2018)"
+    needs_labels = False
+
+    @dataclass
+    class Config:
+        eps: float = 1.0  # L2 radius of the adversarial delta per example
+        xi: float = 1e-6  # size of the random probe for the power iteration
+        alpha: float = 1.0  # weight of KL(sg(clean) || adv)
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        c = self.config
+        clean = self.clean_forward(target, batch)
+        started = time.perf_counter()
+        probe = self.zeros(target, batch).detach()
+        mask = self.mask_of(batch, probe.shape, probe.device)
+        probe = (c.xi * AF.normalize(torch.randn_like(probe) * mask, "l2", "example", guard=1e-12)).requires_grad_()
+        probe_out = self.perturbed(target, batch, probe)
+        objective = AF.divergence(target.divergence, clean.logits.detach(), probe_out.logits, reduction="sum")
+        grad = self.ascent_grad(objective, probe)
+        if grad is None:
+            trainer.backward(clean.loss)
+            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
+        delta = c.eps * AF.normalize(grad, "l2", "example", guard=1e-12) * mask
+        adv = self.perturbed(target, batch, delta)
+        adv_loss = AF.divergence(target.divergence, clean.logits.detach(), adv.logits)
+        trainer.backward(_total(clean.loss, c.alpha * adv_loss))
+        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
+
+
+@dataclass
+class SmoothnessConfig:
+    """The adversarial smoothness term shared by ALUM and SMART."""
+
+    alpha: float = 10.0  # weight of symKL(clean, adv): 10 in the ALUM paper's pretraining, 1 for fine-tuning
+    sigma: float = 1e-5  # std of delta's Gaussian initialisation
+    step_size: float = 1e-3  # eta
+    steps: int = 1  # K ascent steps
+    norm: Literal["linf", "l2"] = "linf"
+    level: Literal["token", "example"] = "token"
+    # normalize: each step rescales delta to norm ~1 per token (the official code, which reproduced the
+    # published results; eps unused). project: delta stays in the eps-ball (the papers' formulas).
+    constraint: Literal["normalize", "project"] = "normalize"
+    eps: float = 1e-5
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1")
+
+
+class _Smoothness(Method):
+    needs_labels = False
+
+    def adversarial_delta(
+        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """delta after K ascent steps on KL(adv || sg(clean)), and the last ascent gradient."""
+        c = self.config
+        delta = torch.randn(target.perturbation.shape(batch["input_ids"]), device=mask.device) * c.sigma * mask
+        grad = None
+        for _ in range(c.steps):
+            delta.requires_grad_()
+            adv = self.perturbed(target, batch, delta)
+            objective = AF.divergence(target.divergence, adv.logits, clean.logits.detach(), reduction="sum")
+            grad = self.ascent_grad(objective, delta)
+            if grad is None:
+                return None, None
+            delta = AF.ascent_step(
+                delta.detach(), grad, c.step_size, constraint=c.constraint, p=c.norm, level=c.level, eps=c.eps
+            ) * mask
+        return delta, grad
+
+    def smoothness_loss(
+        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        delta, grad = self.adversarial_delta(target, batch, clean, mask)
+        if delta is None:
+            return None, None, None
+        adv = self.perturbed(target, batch, delta)
+        return AF.symmetric_divergence(target.divergence, clean.logits, adv.logits, detach_each_side=True), delta, grad
+
+
+@register
+class ALUM(_Smoothness):
+    name = "alum"
+    summary = "ALUM: task loss + alpha * symKL(clean, adv), delta by ascent on KL (Liu et al. 2020)"
+    Config = SmoothnessConfig
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        clean = self.clean_forward(target, batch)
+        started = time.perf_counter()
+        mask = self.mask_of(batch, target.perturbation.shape(batch["input_ids"]), clean.logits.device)
+        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
+        if adv_loss is None:
+            trainer.backward(clean.loss)
+            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
+        trainer.backward(_total(clean.loss, self.config.alpha * adv_loss))
+        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
+
+
+@dataclass
+class SmartConfig(SmoothnessConfig):
+    alpha: float = 1.0  # lambda_s, the smoothness weight (the SMART paper tries 1, 3, 5)
+    mu: float = 1.0  # weight of the Bregman proximal term symD(f(x; theta), f(x; teacher))
+    beta: float = 0.99  # teacher momentum early on
+    beta_late: float = 0.999  # teacher momentum after `beta_switch` of the updates
+    beta_switch: float = 0.1
+
+
+@register
+class SMART(_Smoothness):
+    name = "smart"
+    summary = "SMART: ALUM's smoothness term + mu * Bregman proximal term to an EMA momentum teacher (Jiang et al. 2020)"
+    Config = SmartConfig
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.teacher: MomentumTeacher | None = None
+
+    def setup(self, target: Target, total_updates: int) -> None:
+        c = self.config
+        self.teacher = MomentumTeacher(target.model, c.beta, c.beta_late, c.beta_switch, total_updates)
+
+    def on_optimizer_step(self, target: Target, update: int) -> None:
+        self.teacher.update(target.model, update)
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        if self.teacher is None:
+            raise RuntimeError("SMART.setup(target, total_updates) must run before training")
+        c = self.config
+        clean = self.clean_forward(target, batch)
+        started = time.perf_counter()
+        mask = self.mask_of(batch, target.perturbation.shape(batch["input_ids"]), clean.logits.device)
+        with torch.no_grad(), _autocast_like(target.model):
+            anchor = target.forward(self.teacher.model, batch).logits
+        proximal = AF.symmetric_divergence(target.divergence, clean.logits, anchor, detach_each_side=False)
+        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
+        if adv_loss is None:
+            trainer.backward(_total(clean.loss, c.mu * proximal))
+            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
+        trainer.backward(_total(clean.loss, c.alpha * adv_loss, c.mu * proximal))
+        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "teacher": None if self.teacher is None else self.teacher.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if state.get("teacher") is not None:
+            self.teacher.load_state_dict(state["teacher"])
+
+
+def _autocast_like(model: torch.nn.Module):
+    """Run the float32 teacher in the student's reduced precision, when the student has one."""
+    dtype = next(model.parameters()).dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        return torch.autocast(next(model.parameters()).device.type, dtype=dtype)
+    return contextlib.nullcontext()

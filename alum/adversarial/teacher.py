@@ -1,0 +1,44 @@
+"""SMART's momentum teacher: an exponential moving average of the student's weights (the Bregman
+proximal point anchor). It never receives gradients; with one proximal step per update (S=1) it costs
+one extra no-grad forward per micro-batch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class MomentumTeacher:
+    """theta_teacher <- beta * theta_teacher + (1 - beta) * theta_student, after every optimizer step.
+
+    beta is `beta` for the first `switch` fraction of updates and `beta_late` after (SMART: 0.99 then
+    0.999 after 10%). The teacher keeps float32 weights whatever the student's dtype, so a beta of
+    0.999 still moves bf16 or fp16 students' teachers (a bf16 update of 1e-3 of a difference rounds away).
+    """
+
+    def __init__(self, student: nn.Module, beta: float, beta_late: float, switch: float, total_updates: int):
+        self.beta, self.beta_late, self.switch = beta, beta_late, switch
+        self.total_updates = max(1, total_updates)
+        self.model = copy.deepcopy(student).float()
+        self.model.eval()  # a stable target: no dropout in the teacher's forward
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def beta_at(self, update: int) -> float:
+        return self.beta if update <= self.switch * self.total_updates else self.beta_late
+
+    @torch.no_grad()
+    def update(self, student: nn.Module, update: int) -> None:
+        weight = 1.0 - self.beta_at(update)
+        teacher = [p for p in self.model.parameters()]
+        current = [p.detach().float() for p in student.parameters()]
+        torch._foreach_lerp_(teacher, current, weight)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state)

@@ -1,0 +1,39 @@
+"""The `alum` console script. Each stage adds its own subcommand; bad input ends in one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from alum.errors import UserError
+
+# Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
+# so that `alum --help` answers at once.
+COMMANDS = ["alum.commands.methods"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alum", description="Adversarial pretraining (ALUM) and fine-tuning (SMART) for HF encoders."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as err:
+        print(f"alum {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"alum {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Typed YAML configs: dataclass schemas, `key.sub=value` overrides, one-line errors naming the key.
+
+A stage declares its config as nested dataclasses; `load_config` reads a YAML file, applies command-line
+overrides, and checks every key and type against the schema, so a typo fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from alum.errors import UserError
+
+T = TypeVar("T")
+
+
+def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Read `path` (YAML, optional), apply `overrides` ("a.b=value"), validate against `schema`."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        data = read_yaml(path)
+    for override in overrides or []:
+        key, value = parse_override(override)
+        set_dotted(data, key, value)
+    if overrides:
+        source += " (with command-line overrides)"
+    return from_dict(schema, data, source=source)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where}: malformed YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: config is not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise UserError(f"override {text!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+
+
+def from_dict(schema: type[T], data: Any, source: str = "config", prefix: str = "") -> T:
+    """Build dataclass `schema` from plain data, raising UserError("<source>: ... '<key>' ...") on mismatch."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: key '{prefix.rstrip('.') or '<root>'}' expects a mapping, got {_show(data)}")
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
+        raise UserError(f"{source}: unknown key '{prefix}{key}'{hint}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, source, f"{prefix}{name}")
+    try:
+        config = schema(**values)
+    except TypeError as err:  # a required field without a default
+        raise UserError(f"{source}: {err}") from None
+    check = getattr(config, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as err:
+            raise UserError(f"{source}: {prefix}{err}") from None
+    return config
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, source, key)
+            except UserError as err:
+                errors.append(err)
+        raise UserError(f"{source}: key '{key}' expects {_name(hint)}, got {_show(value)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise UserError(f"{source}: key '{key}' must be one of {', '.join(map(str, args))}; got {_show(value)}")
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value if value is not None else {}, source, prefix=f"{key}.")
+    if origin in (list, tuple):
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            value = [value]  # a single value where a list is expected: `files=a.txt`
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{source}: key '{key}' expects a list, got {_show(value)}")
+        item = args[0] if args else Any
+        return [_coerce(item, v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: key '{key}' expects a mapping, got {_show(value)}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+            return int(value)  # "1e4" steps
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and number.is_integer():
+                return int(number)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    else:
+        raise TypeError(f"unsupported config type {hint!r} for {key}")
+    raise UserError(f"{source}: key '{key}' expects {_name(hint)}, got {_show(value)}")
+
+
+def _name(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_name(a) for a in get_args(hint) if a is not type(None))
+    return getattr(hint, "__name__", str(hint))
+
+
+def _show(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+
+
+def save_config(config: Any, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(dump_yaml(config), encoding="utf-8")

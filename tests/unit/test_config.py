@@ -1,0 +1,74 @@
+"""Typed YAML configs: overrides, one-line errors naming the key, and a saved resolved config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+import yaml
+
+from alum.cli import main
+from alum.config import dump_yaml, load_config
+from alum.errors import UserError
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-4
+    warmup: int | float = 0.1
+
+
+@dataclass
+class Schema:
+    name: str = "run"
+    steps: int = 10
+    fp16: bool = False
+    files: list[str] = field(default_factory=list)
+    optim: Optim = field(default_factory=Optim)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_and_overrides_resolve_with_types(tmp_path):
+    path = write(tmp_path, "steps: 5\noptim:\n  lr: 1e-3\nfiles: [a.txt]\n")
+    cfg = load_config(Schema, path, ["optim.warmup=100", "fp16=true", "files=b.txt", "name=x"])
+    assert cfg.steps == 5 and cfg.optim.lr == 1e-3 and cfg.fp16 is True
+    assert cfg.optim.warmup == 100 and isinstance(cfg.optim.warmup, int)
+    assert cfg.files == ["b.txt"]
+    assert yaml.safe_load(dump_yaml(cfg))["optim"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize(
+    "text,overrides,message",
+    [
+        ("optim:\n  lrr: 1\n", [], r"c.yaml: unknown key 'optim.lrr' \(did you mean 'lr'\?\)"),
+        ("steps: many\n", [], r"key 'steps' expects int, got str 'many'"),
+        ("", ["optim.lr=fast"], r"key 'optim.lr' expects float"),
+        ("optim: 3\n", [], r"key 'optim' expects a mapping"),
+        ("steps: 1\nfiles: [a\n", [], r"c.yaml:3: malformed YAML"),
+        ("- a\n- b\n", [], r"a config must be a mapping"),
+        ("", ["steps"], r"override 'steps': expected key.sub=value"),
+        ("", ["fp16=maybe"], r"key 'fp16' expects bool"),
+    ],
+)
+def test_bad_config_is_a_one_line_error_naming_the_key(tmp_path, text, overrides, message):
+    with pytest.raises(UserError, match=message) as err:
+        load_config(Schema, write(tmp_path, text), overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        load_config(Schema, tmp_path / "nope.yaml")
+
+
+def test_cli_methods_lists_every_method_with_defaults(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "vat", "alum", "smart"]:
+        assert f"\n{name} " in "\n" + out
+    assert "alpha=10.0" in out and "sigma=1e-05" in out

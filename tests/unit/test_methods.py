@@ -1,0 +1,324 @@
+"""Behaviour of every method in the perturbation core, on tiny random encoders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alum.adversarial import METHODS, Target, build_method
+from alum.adversarial import functional as AF
+from alum.errors import UserError
+from conftest import (
+    FAMILIES,
+    RecordingTrainer,
+    classification_forward,
+    make_batch,
+    mlm_forward,
+    tiny_classifier,
+    tiny_mlm,
+)
+
+ADVERSARIAL = [m for m in METHODS if m != "none"]
+SINGLE_PASS = ["none", "fgsm", "fgm", "pgd", "vat", "alum", "smart"]
+
+
+def objective(method, target, batch, delta, clean_logits):
+    """What the method climbs: the task loss for supervised methods, the divergence for label-free ones."""
+    with torch.no_grad(), target.perturbation.applied(delta):
+        out = target(batch)
+    if method.needs_labels:
+        return float(out.loss)
+    return float(AF.divergence(target.divergence, clean_logits, out.logits))
+
+
+def same_norm_random(delta, mask, seed):
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(delta.shape, generator=g) * mask
+    return noise / AF.norm(noise, "l2", "token").clamp_min(1e-12) * AF.norm(delta, "l2", "token")
+
+
+# ALUM and SMART are judged in `project` mode: in the default `normalize` mode (the official code) with
+# sigma=1e-5, eta=1e-3, the gradient term is ~1e-6 of the initial noise on models this small, so delta is
+# the normalised random start (test_normalize_mode_with_published_sizes_is_the_normalised_start).
+CLIMB_OPTIONS = {"alum": {"constraint": "project", "eps": 0.05}, "smart": {"constraint": "project", "eps": 0.05}}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_ascent_climbs_above_random_delta_of_same_norm(name):
+    model = tiny_classifier("bert").eval()  # no dropout: both deltas are judged on the same function
+    target = Target(model, classification_forward)
+    method = build_method(name, CLIMB_OPTIONS.get(name))
+    method.setup(target, total_updates=10)
+    wins, trials = 0, 12
+    for seed in range(trials):
+        torch.manual_seed(seed)
+        batch = make_batch(seed)
+        method.step(target, batch, RecordingTrainer(model, apply=True, lr=0.0))
+        model.zero_grad(set_to_none=True)
+        delta = method.last_delta
+        mask = AF.token_mask(batch["attention_mask"], delta.shape, delta.device)
+        with torch.no_grad():
+            clean = target(batch).logits
+        attacked = objective(method, target, batch, delta, clean)
+        random = objective(method, target, batch, same_norm_random(delta, mask, seed), clean)
+        wins += attacked > random
+    assert wins >= trials - 1, f"{name}: adversarial delta beat random in only {wins}/{trials} batches"
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_delta_is_zero_at_padding(name):
+    model = tiny_classifier("roberta")
+    target = Target(model, classification_forward)
+    method = build_method(name)
+    method.setup(target, total_updates=10)
+    batch = make_batch(3)
+    method.step(target, batch, RecordingTrainer(model))
+    padding = batch["attention_mask"] == 0
+    assert padding.any()
+    assert method.last_delta[padding].abs().max() == 0
+    assert method.last_delta[~padding].abs().max() > 0
+
+
+@pytest.mark.parametrize("name", ["none", "fgsm", "fgm", "pgd", "vat", "alum", "smart"])
+def test_single_pass_methods_backward_once_and_ascent_leaves_grads_alone(name):
+    model = tiny_classifier("bert")
+    target = Target(model, classification_forward)
+    method = build_method(name)
+    method.setup(target, total_updates=10)
+    sentinel = {n: torch.full_like(p, 0.5) for n, p in model.named_parameters()}
+    for n, p in model.named_parameters():
+        p.grad = sentinel[n].clone()
+    trainer = RecordingTrainer(model, apply=False)  # records the loss, runs no backward
+    method.step(target, make_batch(1), trainer)
+    assert trainer.backwards == 1
+    for n, p in model.named_parameters():
+        assert torch.equal(p.grad, sentinel[n]), f"ascent touched {n}.grad"
+
+
+@pytest.mark.parametrize("name,passes", [("freelb", 3), ("yopo", 3), ("freeat", 3)])
+def test_multi_pass_methods_declare_their_passes(name, passes):
+    model = tiny_classifier("bert")
+    target = Target(model, classification_forward)
+    method = build_method(name)
+    trainer = RecordingTrainer(model)
+    method.step(target, make_batch(2), trainer)
+    assert trainer.backwards == method.backward_passes == passes
+    assert trainer.steps == method.optimizer_steps
+
+
+def test_freelb_gradient_is_the_average_of_the_per_pass_gradients():
+    model = tiny_classifier("bert").eval()
+    target = Target(model, classification_forward)
+    method = build_method("freelb", {"steps": 3, "step_size": 0.5, "max_norm": 0.8})
+    batch = make_batch(4)
+    used = []
+    forward = method.clean_forward
+
+    def recording(target, batch, delta=None):
+        used.append(delta.detach().clone())
+        return forward(target, batch, delta)
+
+    method.clean_forward = recording
+    method.step(target, batch, RecordingTrainer(model))
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    assert len(used) == 3 and not torch.equal(used[0], used[2])
+    expected = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for delta in used:  # by hand: one full backward per pass at that pass's delta
+        model.zero_grad(set_to_none=True)
+        with target.perturbation.applied(delta):
+            target(batch).loss.backward()
+        for n, p in model.named_parameters():
+            expected[n] += p.grad / 3
+    for n in got:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-5, atol=1e-7, msg=f"{n}")
+    assert AF.norm(used[2], "l2", "example").max() <= 0.8 + 1e-5
+
+
+class _PoisonGrad(torch.autograd.Function):
+    """Identity forward; a NaN gradient for delta on the way back (what an fp16 overflow looks like)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float("nan"))
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_non_finite_ascent_gradient_skips_the_term_and_keeps_weights_finite(name):
+    model = tiny_classifier("bert")
+    target = Target(model, classification_forward)
+    method = build_method(name)
+    method.setup(target, total_updates=10)
+    original = target.perturbation.applied
+    target.perturbation.applied = lambda delta: original(_PoisonGrad.apply(delta))
+    trainer = RecordingTrainer(model, lr=0.1)
+    report = method.step(target, make_batch(5), trainer)
+    trainer.optimizer_step()
+    assert report.skipped == 1 and method.skipped_total == 1
+    for n, p in model.named_parameters():
+        assert torch.isfinite(p).all(), n
+
+
+def test_projection_mode_keeps_delta_in_the_eps_ball():
+    model = tiny_classifier("bert").eval()
+    target = Target(model, classification_forward)
+    for name, options, p, level in [
+        ("alum", {"constraint": "project", "eps": 0.05, "steps": 3, "step_size": 1.0}, "linf", "token"),
+        ("smart", {"constraint": "project", "eps": 0.05, "norm": "l2", "step_size": 1.0}, "l2", "token"),
+        ("pgd", {"eps": 0.3, "step_size": 0.5, "steps": 4}, "l2", "example"),
+        ("yopo", {"eps": 0.2, "step_size": 0.5}, "l2", "example"),
+    ]:
+        method = build_method(name, options)
+        method.setup(target, total_updates=10)
+        method.step(target, make_batch(6), RecordingTrainer(model, lr=0.0))
+        eps = options["eps"]
+        norms = AF.norm(method.last_delta, p, level)
+        assert norms.max() <= eps * (1 + 1e-5), name
+        assert norms.max() >= 0.5 * eps, f"{name}: delta never reached the boundary"
+
+
+def test_normalize_mode_gives_unit_linf_norm_per_token():
+    model = tiny_classifier("bert").eval()
+    target = Target(model, classification_forward)
+    method = build_method("alum")  # the default: the official code's normalisation
+    batch = make_batch(7)
+    method.step(target, batch, RecordingTrainer(model))
+    norms = AF.norm(method.last_delta, "linf", "token").squeeze(-1)
+    real = batch["attention_mask"].bool()
+    # 1 up to the 1e-6 guard, which is not negligible next to sigma = 1e-5 noise (as in the official code)
+    assert norms[real].max() <= 1 and norms[real].min() > 0.9
+    assert norms[~real].abs().max() == 0
+
+
+def test_ascent_step_normalize_is_exact_up_to_the_guard():
+    g = torch.Generator().manual_seed(0)
+    delta, grad = torch.randn(3, 5, 8, generator=g), torch.randn(3, 5, 8, generator=g)
+    for p in ("linf", "l2"):
+        for level in ("token", "example"):
+            out = AF.ascent_step(delta, grad, 0.1, constraint="normalize", p=p, level=level, eps=123.0)
+            before = AF.norm(delta + 0.1 * grad, p, level)
+            torch.testing.assert_close(AF.norm(out, p, level), before / (before + AF.GUARD))
+
+
+def test_project_respects_eps_and_keeps_inside_points():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4, 6, 8, generator=g) * 3
+    for p in ("linf", "l2"):
+        for level in ("token", "example"):
+            out = AF.project(x, 0.5, p, level)
+            assert AF.norm(out, p, level).max() <= 0.5 * (1 + 1e-6)
+            small = x * 1e-3
+            torch.testing.assert_close(AF.project(small, 0.5, p, level), small)
+
+
+def test_normalize_mode_climbs_when_the_step_outweighs_the_noise():
+    model = tiny_mlm("bert").eval()
+    target = Target(model, mlm_forward)
+    wins = 0
+    for seed in range(8):
+        torch.manual_seed(seed)
+        batch = make_batch(seed, mlm=True)
+        method = build_method("alum", {"sigma": 1e-6, "step_size": 1e3})
+        method.step(target, batch, RecordingTrainer(model, apply=False))
+        mask = AF.token_mask(batch["attention_mask"], method.last_delta.shape, torch.device("cpu"))
+        with torch.no_grad():
+            clean = target(batch).logits
+        attacked = objective(method, target, batch, method.last_delta, clean)
+        wins += attacked > objective(method, target, batch, same_norm_random(method.last_delta, mask, seed), clean)
+    assert wins >= 7
+
+
+def test_normalize_mode_with_published_sizes_is_the_normalised_start():
+    """Pins the official code's behaviour that `normalize` reproduces: eta * g is negligible next to the
+    sigma-noise here, so delta is (almost exactly) the random start rescaled to unit l-inf norm per token."""
+    model = tiny_mlm("bert").eval()
+    target = Target(model, mlm_forward)
+    batch = make_batch(1, mlm=True)
+    torch.manual_seed(0)
+    start = torch.randn(target.perturbation.shape(batch["input_ids"])) * 1e-5
+    torch.manual_seed(0)
+    method = build_method("alum")
+    method.step(target, batch, RecordingTrainer(model, apply=False))
+    mask = AF.token_mask(batch["attention_mask"], start.shape, start.device)
+    expected = AF.normalize(start * mask, "linf", "token") * mask
+    torch.testing.assert_close(method.last_delta, expected, atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_method_trains_every_family(family, name, precision):
+    model = tiny_classifier(family)
+    target = Target(model, classification_forward)
+    method = build_method(name)
+    method.setup(target, total_updates=4)
+    trainer = RecordingTrainer(model, lr=0.05)
+    before = [p.detach().clone() for p in model.parameters()]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        report = method.step(target, make_batch(9), trainer)
+    if method.optimizer_steps == 0:
+        trainer.optimizer_step()
+    method.on_optimizer_step(target, 1)
+    assert report.skipped == 0
+    assert report.loss is not None and report.loss == report.loss
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert changed > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_smart_teacher_follows_beta_schedule_and_gets_no_gradient():
+    model = tiny_classifier("bert")
+    target = Target(model, classification_forward)
+    method = build_method("smart", {"beta": 0.9, "beta_late": 0.99, "beta_switch": 0.1})
+    method.setup(target, total_updates=100)
+    teacher = method.teacher
+    assert [teacher.beta_at(u) for u in (1, 10, 11, 100)] == [0.9, 0.9, 0.99, 0.99]
+    trainer = RecordingTrainer(model, lr=0.5)
+    for update in (1, 2, 11):
+        old = [p.clone() for p in teacher.model.parameters()]
+        method.step(target, make_batch(update), trainer)
+        trainer.optimizer_step()
+        method.on_optimizer_step(target, update)
+        beta = teacher.beta_at(update)
+        for t_old, t_new, s in zip(old, teacher.model.parameters(), model.parameters()):
+            torch.testing.assert_close(t_new, beta * t_old + (1 - beta) * s.detach())
+    assert all(not p.requires_grad and p.grad is None for p in teacher.model.parameters())
+    assert not all(torch.equal(t, s) for t, s in zip(teacher.model.parameters(), model.parameters()))
+
+
+def test_smart_teacher_state_round_trips():
+    model = tiny_classifier("bert")
+    target = Target(model, classification_forward)
+    method = build_method("smart")
+    method.setup(target, total_updates=10)
+    trainer = RecordingTrainer(model, lr=0.5)
+    method.step(target, make_batch(1), trainer)
+    trainer.optimizer_step()
+    method.on_optimizer_step(target, 1)
+    state = method.state_dict()
+    fresh = build_method("smart")
+    fresh.setup(Target(tiny_classifier("bert", seed=1), classification_forward), total_updates=10)
+    fresh.load_state_dict(state)
+    for a, b in zip(method.teacher.model.parameters(), fresh.teacher.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_unknown_method_and_unknown_option_are_one_line_errors():
+    with pytest.raises(UserError, match="unknown method 'almu'"):
+        build_method("almu")
+    with pytest.raises(UserError, match="unknown key 'alum.alpah'.*did you mean 'alpha'"):
+        build_method("alum", {"alpah": 1.0})
+    with pytest.raises(UserError, match="'pgd.steps' expects int"):
+        build_method("pgd", {"steps": "many"})
+
+
+def test_supervised_method_without_labels_is_a_clear_error():
+    model = tiny_classifier("bert")
+    batch = make_batch(0)
+    del batch["labels"]
+    with pytest.raises(UserError, match="needs labels"):
+        build_method("fgm").step(Target(model, classification_forward), batch, RecordingTrainer(model))

@@ -1,0 +1,167 @@
+"""Reading text corpora, shared by the tokenizer and pretrain stages.
+
+Inputs are files, globs or directories; plain text (one document or sentence per line), JSON lines, CSV,
+TSV or parquet with a named text column; any of the text formats may be gzip-compressed (`.gz`). Reading
+is streamed line by line, so memory does not grow with the corpus. Bad bytes are skipped and counted, or
+stop the run at the first one with its file and line (`strict`).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+
+import json
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alum.errors import UserError
+
+FORMATS = ("text", "jsonl", "csv", "tsv", "parquet")
+_SUFFIX_FORMAT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+
+
+@dataclass
+class ReadStats:
+    files: int = 0
+    lines: int = 0  # texts yielded
+    bytes: int = 0  # UTF-8 bytes of the texts yielded
+    bad_lines: int = 0  # lines skipped for undecodable bytes
+    empty_lines: int = 0
+
+
+def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Path]:
+    """Expand files, globs and directories (recursively, sorted) into a list of files."""
+    if not specs:
+        raise UserError(f"no {what} files given")
+    files: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise UserError(f"{what} directory '{spec}' has no files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif glob.has_magic(str(spec)):
+            found = sorted(Path(p) for p in glob.glob(str(spec), recursive=True) if Path(p).is_file())
+            if not found:
+                raise UserError(f"{what} pattern '{spec}' matches no file")
+            files.extend(found)
+        else:
+            raise UserError(f"{what} path '{spec}' not found")
+    return files
+
+
+def file_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return _SUFFIX_FORMAT.get(suffixes[-1] if suffixes else "", "text")
+
+
+def iter_texts(
+    files: Sequence[Path],
+    *,
+    text_column: str = "text",
+    strict: bool = False,
+    sample: float = 1.0,
+    seed: int = 0,
+    stats: ReadStats | None = None,
+) -> Iterator[str]:
+    """Yield the non-empty texts of `files` in order; with `sample` < 1 keep that fraction of them."""
+    stats = stats if stats is not None else ReadStats()
+    rng = random.Random(seed)
+    for path in files:
+        stats.files += 1
+        for text in _read(Path(path), text_column, strict, stats):
+            if not text.strip():
+                stats.empty_lines += 1
+                continue
+            if sample < 1.0 and rng.random() >= sample:
+                continue
+            stats.lines += 1
+            stats.bytes += len(text.encode("utf-8"))
+            yield text
+
+
+def ensure_nonempty(files: Sequence[Path], text_column: str = "text") -> None:
+    """Fail early, with the file names, if the corpus holds no text at all."""
+    for _ in iter_texts(files, text_column=text_column):
+        return
+    names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    raise UserError(f"corpus is empty (no non-blank text in {names})")
+
+
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
+def _decoded_lines(path: Path, strict: bool, stats: ReadStats) -> Iterator[tuple[int, str]]:
+    try:
+        with _open_binary(path) as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    yield number, line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    if strict:
+                        raise UserError(
+                            f"{path}:{number}: not valid UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1})"
+                        ) from None
+                    stats.bad_lines += 1
+    except (OSError, EOFError) as err:  # a truncated or corrupt .gz
+        raise UserError(f"{path}: cannot read ({err})") from None
+
+
+def _read(path: Path, column: str, strict: bool, stats: ReadStats) -> Iterator[str]:
+    kind = file_format(path)
+    if kind == "text":
+        for _, line in _decoded_lines(path, strict, stats):
+            yield line.rstrip("\r\n")
+    elif kind == "jsonl":
+        for number, line in _decoded_lines(path, strict, stats):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict) or column not in record:
+                raise UserError(f"{path}:{number}: no '{column}' field (set the text column)")
+            value = record[column]
+            yield "" if value is None else str(value)
+    elif kind in ("csv", "tsv"):
+        lines = (line for _, line in _decoded_lines(path, strict, stats))
+        reader = csv.DictReader(lines, delimiter="\t" if kind == "tsv" else ",", quoting=_quoting(kind))
+        if reader.fieldnames is None or column not in reader.fieldnames:
+            raise UserError(f"{path}: no '{column}' column (columns: {', '.join(reader.fieldnames or [])})")
+        for row in reader:
+            yield row[column] or ""
+    else:
+        yield from _read_parquet(path, column)
+
+
+def _quoting(kind: str) -> int:
+    # GLUE-style TSV files hold unbalanced quotes inside sentences; quotes are data there, not syntax.
+    return csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
+
+
+def _read_parquet(path: Path, column: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises its own error types for a bad file
+        raise UserError(f"{path}: not a readable parquet file ({err})") from None
+    if column not in table.schema_arrow.names:
+        raise UserError(f"{path}: no '{column}' column (columns: {', '.join(table.schema_arrow.names)})")
+    for batch in table.iter_batches(columns=[column], batch_size=4096):
+        for value in batch.column(0).to_pylist():
+            yield "" if value is None else str(value)
+
+
+__all__ = ["FORMATS", "ReadStats", "ensure_nonempty", "file_format", "iter_texts", "resolve_files"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from alum.errors import UserError
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"alum {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `alum methods | head`: the reader left; not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print(f"alum {args.command}: interrupted", file=sys.stderr)
         return 130

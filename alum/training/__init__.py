@@ -1,0 +1,1 @@
+"""What the pretrain and finetune stages share: the DeepSpeed engine, checkpoints, logging and plots."""

@@ -1,0 +1,88 @@
+"""Where metrics go: the console, `metrics.jsonl` in the output directory, and wandb when enabled.
+Only rank 0 writes; every rank may call (the others do nothing)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from alum.training import distributed
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "alum"
+    name: str | None = None
+    mode: Literal["offline", "online"] = "offline"  # offline runs sync later with `wandb sync`
+
+
+class MetricsLog:
+    def __init__(self, output_dir: str | Path, wandb: WandbConfig, run_config: dict[str, Any], resume: bool = False):
+        self.enabled = distributed.is_main()
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.run = None
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            self.path.write_text("")
+        if wandb.enabled:
+            import wandb as wandb_lib
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            self.run = wandb_lib.init(
+                project=wandb.project, name=wandb.name, mode=os.environ.get("WANDB_MODE", wandb.mode),
+                dir=str(self.path.parent), config=run_config, resume="allow",
+            )
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop records past the checkpoint so that the log reads as one uninterrupted run."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def log(self, step: int, metrics: dict[str, Any], console: bool = True) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.run is not None:
+            self.run.log({k: v for k, v in record.items() if isinstance(v, int | float)}, step=step)
+        if console:
+            tqdm.write(format_metrics(record))
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def format_metrics(record: dict[str, Any]) -> str:
+    parts = []
+    for k, v in record.items():
+        if v is None:
+            continue
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v

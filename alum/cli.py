@@ -11,7 +11,7 @@ from alum.errors import UserError
 
 # Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
 # so that `alum --help` answers at once.
-COMMANDS = ["alum.commands.methods"]
+COMMANDS = ["alum.commands.methods", "alum.commands.pretrain"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,8 +28,8 @@ def loss_curve(records: list[dict[str, Any]], path: str | Path, switch_step: int
         ax2.legend(loc="upper center", fontsize=8)
     if switch_step is not None:
         ax.axvline(switch_step, color="gray", ls="--", lw=1)
-        ax.annotate("adversarial phase starts", (switch_step, ax.get_ylim()[1]), fontsize=8, ha="left", va="top",
-                    xytext=(4, -4), textcoords="offset points")
+        ax.annotate("adversarial phase", (switch_step, ax.get_ylim()[0]), fontsize=8, ha="left", va="bottom",
+                    xytext=(4, 4), textcoords="offset points", color="gray")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

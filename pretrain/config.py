@@ -1,0 +1,90 @@
+"""The pretrain stage's config schema (configs/pretrain/*.yaml are instances of it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from alum.training.engine import EngineConfig, OptimConfig
+from alum.training.metrics import WandbConfig
+
+Family = Literal["bert", "roberta", "deberta-v2", "electra", "distilbert"]
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = None  # a local HF model directory to continue pretraining from
+    preset: Literal["tiny", "small", "bert-base", "bert-large", "roberta-base", "roberta-large"] = "tiny"
+    family: Family | None = None  # architecture for a model built from scratch (default: the preset's)
+    overrides: dict[str, Any] = field(default_factory=dict)  # transformers config fields, e.g. hidden_size
+
+
+@dataclass
+class DataConfig:
+    files: list[str] = field(default_factory=list)  # files, globs or directories
+    tokenizer: str | None = None  # a HF tokenizer directory (ours or any)
+    text_column: str = "text"  # for jsonl / csv / parquet inputs
+    block_size: int = 128  # tokens per packed training sequence
+    validation: int | float = 0.02  # held-out blocks: a count, or a fraction of the corpus
+    streaming: bool = False  # read and tokenise on the fly, for corpora larger than memory
+    shuffle_buffer: int = 10_000  # streaming only
+    strict: bool = False  # stop at the first undecodable line instead of skipping it
+    num_proc: int = 1  # tokenisation processes (map-style only)
+    cache_dir: str | None = None  # datasets cache (default: the HF datasets cache)
+
+    def validate(self) -> None:
+        if self.block_size < 8:
+            raise ValueError("data.block_size must be at least 8")
+
+
+@dataclass
+class MaskingConfig:
+    probability: float = 0.15
+    mask_replace: float = 0.8  # of the chosen tokens: [MASK]
+    random_replace: float = 0.1  # a random token; the rest stay as they are
+    whole_word: bool = False
+
+    def validate(self) -> None:
+        if not 0 < self.probability < 1 or self.mask_replace + self.random_replace > 1:
+            raise ValueError("masking.probability must be in (0, 1) and mask_replace + random_replace <= 1")
+
+
+@dataclass
+class AdversarialConfig:
+    method: str = "alum"  # any core method; "none" trains standard MLM throughout
+    start: int | float = 0.5  # the step where the adversarial phase starts, or a fraction of max_steps
+    options: dict[str, Any] = field(default_factory=dict)  # the method's own options (alum methods)
+    preflight: bool = True  # run one adversarial step at start-up, so memory errors show at step 0
+
+
+@dataclass
+class PretrainConfig:
+    output: str = "runs/pretrain"
+    seed: int = 42
+    max_steps: int = 1000  # optimizer updates of the whole schedule
+    stop_after: int | None = None  # stop after this many steps with a checkpoint, as a preempted job would
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 20
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    max_bad_steps: int = 20  # consecutive skipped updates (non-finite loss) that stop the run
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def validate(self) -> None:
+        if self.max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        for key in ("log_every", "eval_every", "save_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1")
+
+    def switch_step(self) -> int:
+        """The first step of the adversarial phase."""
+        start = self.adversarial.start
+        return int(round(start * self.max_steps)) if isinstance(start, float) else start

@@ -1,0 +1,293 @@
+"""The pretraining loop: standard masked LM until the switch step, then the adversarial method (ALUM by
+default) until the end. One DeepSpeed engine throughout; the method decides what a step computes, the
+engine how gradients are reduced and applied.
+
+Read top to bottom: setup, preflight, the loop, the end of the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from alum.adversarial import Method, Target, build_method
+from alum.config import dump_yaml, save_config, to_dict
+from alum.errors import UserError
+from alum.training import distributed, plots, rng
+from alum.training.checkpoint import Checkpointer
+from alum.training.engine import EngineTrainer, build_engine
+from alum.training.metrics import MetricsLog, read_metrics
+from pretrain.config import PretrainConfig
+from pretrain.data import EpochBatches, MaskedBatches, StreamBatches, build_blocks, fixed_validation_batches
+from pretrain.mlm import evaluate, mlm_forward
+from pretrain.model import load_model
+
+
+def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train as `cfg` says; returns the final metrics. Raises UserError on bad input, before any work."""
+    # ---- setup: everything that can fail on bad input fails here, before a step is taken ----
+    output = Path(cfg.output)
+    checkpoints = Checkpointer(output / "checkpoints", keep=cfg.keep_checkpoints)
+    check_output(output, checkpoints, resume, overwrite)
+    switch = cfg.switch_step()
+    if not 0 <= switch <= cfg.max_steps:
+        raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
+    standard = build_method("none")
+    adversary = build_method(cfg.adversarial.method, cfg.adversarial.options, source="adversarial.options")
+    if adversary.optimizer_steps and cfg.engine.grad_accum > 1:
+        raise UserError(f"method '{adversary.name}' steps the optimizer on every replay: set engine.grad_accum=1")
+    if cfg.data.tokenizer is None:
+        raise UserError("data.tokenizer is not set (a tokenizer directory, e.g. from `alum tokenizer train`)")
+
+    say(f"alum pretrain: resolved config\n{dump_yaml(cfg)}")
+    rng.seed_everything(cfg.seed)
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
+    say(f"model: {origin}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
+    masked = MaskedBatches(tokenizer, cfg.masking, seed=cfg.seed)
+    micro = cfg.engine.micro_batch_size
+    if blocks.train_size is not None:
+        order = EpochBatches(blocks.train_size, micro, cfg.seed, distributed.rank(), distributed.world_size())
+    else:
+        order = StreamBatches(blocks.train, micro, cfg.seed, cfg.data.shuffle_buffer,
+                              distributed.rank(), distributed.world_size())
+    validation = fixed_validation_batches(blocks.validation, masked, micro, cfg.eval_batches, cfg.seed)
+
+    adversarial_updates = (cfg.max_steps - switch) * max(1, adversary.optimizer_steps)
+    engine = build_engine(model, cfg.optim, cfg.engine, total_updates=switch + adversarial_updates)
+    target = Target(engine.module, mlm_forward)
+    adversary.setup(target, total_updates=switch + adversarial_updates)
+    trainers = {False: EngineTrainer(engine, standard, target), True: EngineTrainer(engine, adversary, target)}
+    device = engine.device
+    generators = {"masking": masked.generator}
+
+    step, counters = 0, {"skipped_updates": 0, "bad_streak": 0}
+    if resume and checkpoints.latest() is not None:
+        state = Checkpointer.load(engine, checkpoints.latest(), generators)
+        step, counters = state["step"], state["counters"]
+        order.load(state["data"])
+        adversary.load_state_dict(state["adversary"])
+        say(f"resumed from {checkpoints.latest()} at step {step}")
+    elif distributed.is_main():
+        output.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, output / "config.yaml") if distributed.is_main() else None
+    log = MetricsLog(output, cfg.wandb, to_dict(cfg), resume=step > 0)
+    log.truncate_after(step)
+
+    def data():
+        for item in order:
+            rows = [blocks.train[i] for i in item] if blocks.train_size is not None else item
+            yield {k: v.to(device) for k, v in masked(rows).items()}
+
+    batches = data()
+
+    stop = install_sigterm()
+    if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
+        preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
+
+    def save(at_step: int) -> None:
+        state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict()}
+        path = checkpoints.save(engine, at_step, state, generators)
+        say(f"checkpoint: {path}")
+
+    # ---- the loop ----
+    window = Window()
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="pretrain", disable=not distributed.is_main(), dynamic_ncols=True)
+    while step < cfg.max_steps:
+        if stop.requested or (cfg.stop_after is not None and step >= cfg.stop_after):
+            save(step)
+            say(f"stopped at step {step} of {cfg.max_steps} with a checkpoint; continue with --resume")
+            log.close()
+            return {"step": step, "stopped": True}
+        adversarial = step >= switch
+        started = time.perf_counter()
+        micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
+        reports, stepped = trainers[adversarial].update(micro_batches)
+        seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
+        step += 1
+        counters["skipped_updates"] += not stepped
+        counters["bad_streak"] = 0 if stepped else counters["bad_streak"] + 1
+        window.add(reports, micro_batches, seconds, adversarial)
+        bar.update(1)
+
+        if counters["bad_streak"] >= cfg.max_bad_steps:
+            latest = checkpoints.latest()
+            raise UserError(
+                f"{cfg.max_bad_steps} updates in a row had non-finite losses (step {step}); stopping. "
+                f"The last complete checkpoint is {latest or 'none'}: lower optim.lr or check the data"
+            )
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            metrics = window.summary(engine, adversary if adversarial else standard, trainers[adversarial], device)
+            metrics.update(skipped_updates=counters["skipped_updates"])
+            log.log(step, metrics, console=False)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", phase=metrics["phase"])
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
+            if scores:
+                log.log(step, scores, console=False)
+                bar.write(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+        if step % cfg.save_every == 0 and step < cfg.max_steps:
+            save(step)
+    bar.close()
+
+    # ---- the end: a checkpoint, the HF export, the loss curve ----
+    save(step)
+    export = output / "final"
+    export_hf(engine, tokenizer, export)
+    final = {}
+    if distributed.is_main():
+        records = read_metrics(output / "metrics.jsonl")
+        png = plots.loss_curve(records, output / "loss_curve.png", switch if switch < cfg.max_steps else None,
+                               f"MLM pretraining, {adversary.name} from step {switch}")
+        final = {"step": step, "export": str(export), "loss_curve": str(png),
+                 **{k: v for r in records for k, v in r.items() if k.startswith("val_")}}
+        (output / "final_metrics.json").write_text(json.dumps(final, indent=2))
+        say(f"exported {export} (AutoModelForMaskedLM / AutoTokenizer); loss curve {png}")
+    log.close()
+    return final
+
+
+def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrite: bool) -> None:
+    """Never lose work: an output directory with a run in it needs --resume or --overwrite."""
+    if resume:
+        return
+    has_run = checkpoints.latest() is not None or (output / "metrics.jsonl").exists()
+    if has_run and not overwrite:
+        raise UserError(f"{output} already holds a run: pass --resume to continue it or --overwrite to replace it")
+    if has_run and distributed.is_main():
+        shutil.rmtree(output)
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    if not Path(path).is_dir():
+        raise UserError(f"data.tokenizer '{path}' is not a directory")
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"data.tokenizer '{path}' does not load as a HF tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def preflight_batch(validation, masked, blocks, micro):
+    """A validation batch, or the first training blocks when none is held out (masking them draws from a
+    copy of the generator, so the training stream is untouched)."""
+    if validation:
+        return validation[0]
+    rows = [blocks.train[i] for i in range(micro)] if blocks.train_size is not None else list(blocks.train.take(micro))
+    saved = masked.generator.get_state()
+    batch = masked(rows)
+    masked.generator.set_state(saved)
+    return batch
+
+
+def preflight(method: Method, target: Target, batch, device, generators) -> None:
+    """One adversarial step at start-up, so an out-of-memory error shows now rather than at the switch.
+    Its backward drops the graph: weights, optimizer and every random stream are left as they were."""
+
+    class NoUpdate:
+        def backward(self, loss):
+            del loss
+
+        def optimizer_step(self):
+            pass
+
+    saved_rng, saved_state = rng.capture(generators), copy.deepcopy(method.state_dict())
+    try:
+        method.step(target, {k: v.to(device) for k, v in batch.items()}, NoUpdate())
+    finally:
+        rng.restore(saved_rng, generators)
+        method.load_state_dict(saved_state)
+    say(f"preflight: one '{method.name}' step ran at start-up")
+
+
+class Window:
+    """Step reports between two log lines, averaged."""
+
+    def __init__(self):
+        self.reports, self.steps, self.tokens, self.seconds, self.adversarial = [], 0, 0, 0.0, False
+
+    def add(self, reports, micro_batches, seconds, adversarial):
+        self.reports += reports
+        self.steps += 1
+        self.tokens += sum(int(b["attention_mask"].sum()) for b in micro_batches)
+        self.seconds += seconds
+        self.adversarial = adversarial
+
+    def summary(self, engine, method, trainer, device) -> dict:
+        def mean(key):
+            values = [getattr(r, key) for r in self.reports if getattr(r, key) is not None]
+            return sum(values) / len(values) if values else None
+
+        values = {k: v for k, v in {"loss": mean("loss"), "adv_loss": mean("adv_loss"),
+                                    "delta_norm": mean("delta_norm"), "grad_norm_delta": mean("grad_norm")}.items()
+                  if v is not None}
+        values = distributed.mean_over_ranks(values, device)
+        adv_seconds = sum(r.adv_seconds for r in self.reports)
+        metrics = {
+            "phase": "adversarial" if self.adversarial else "standard",
+            "method": method.name,
+            **values,
+            "skipped_adversarial": method.skipped_total,
+            "bad_losses": trainer.bad_losses,
+            "lr": engine.get_lr()[0],
+            "tokens_per_s": self.tokens * distributed.world_size() / max(self.seconds, 1e-9),
+            "step_time": self.seconds / max(1, self.steps),
+            "adv_time_share": adv_seconds / max(self.seconds, 1e-9),
+        }
+        self.__init__()
+        return metrics
+
+
+def export_hf(engine, tokenizer, path: Path) -> None:
+    """The final model as a plain HF directory (weights gathered from every rank under ZeRO-3)."""
+    import deepspeed
+
+    module = engine.module
+    zero3 = engine.zero_optimization_stage() == 3
+    params = list(module.parameters()) if zero3 else []
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
+        if distributed.is_main():
+            tmp = path.with_name(path.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            module.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            shutil.rmtree(path, ignore_errors=True)
+            tmp.rename(path)
+    distributed.barrier()
+
+
+class _Stop:
+    requested = False
+
+
+def install_sigterm() -> _Stop:
+    """SIGTERM (a scheduler preempting the job) ends the current step, writes a checkpoint and exits."""
+    stop = _Stop()
+
+    def handler(signum, frame):
+        stop.requested = True
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner's worker)
+        pass
+    return stop
+
+
+def _synced(started: float) -> float:
+    torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def say(message: str) -> None:
+    if distributed.is_main():
+        tqdm.write(message)

@@ -38,8 +38,8 @@ def mlm_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Forwa
     index = batch["mlm_index"]
     with masked_positions_only(model, index):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    logits = logits.reshape(-1, logits.shape[-1])
-    return ForwardOutput(logits, F.cross_entropy(logits.float(), batch["mlm_targets"]))
+    targets = batch["mlm_targets"]
+    return ForwardOutput(logits.reshape(-1, logits.shape[-1]), loss_fn=lambda out: F.nll_loss(out.log_probs, targets))
 
 
 @torch.no_grad()

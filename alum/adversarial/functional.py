@@ -30,6 +30,26 @@ def kl(p_logits: Tensor, q_logits: Tensor, reduction: str = "mean") -> Tensor:
     return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
+def kl_log(log_p: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
+    """KL(p || q) from float32 log-probabilities (rows over the last dim), averaged (or summed) over rows."""
+    if log_p.numel() == 0:
+        return log_p.sum() * 0 + log_q.sum() * 0
+    per_row = (log_p.exp() * (log_p - log_q)).sum(-1)
+    return per_row.sum() if reduction == "sum" else per_row.mean()
+
+
+def symmetric_kl_log(log_a: Tensor, log_b: Tensor) -> Tensor:
+    """KL(sg(b) || a) + KL(sg(a) || b) from log-probabilities, each side detaching the other (the official
+    ALUM/SMART loss). Written as constant - sum(p_b * log_a) - sum(p_a * log_b): the same value and gradient
+    as the two KL terms, without computing either side's log-softmax twice."""
+    if log_a.numel() == 0:
+        return log_a.sum() * 0 + log_b.sum() * 0
+    la, lb = log_a.detach(), log_b.detach()
+    pa, pb = la.exp(), lb.exp()
+    per_row = (pa * la + pb * lb - pb * log_a - pa * log_b).sum(-1)
+    return per_row.mean()
+
+
 def mse(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:
     a, b = a.float(), b.float()
     if a.numel() == 0:

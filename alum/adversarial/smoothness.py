@@ -18,6 +18,34 @@ from alum.adversarial.target import ForwardOutput, Target
 from alum.adversarial.teacher import MomentumTeacher
 
 
+def _moving_from_fixed(kind: str, fixed: ForwardOutput, moving: ForwardOutput, reduction: str = "mean") -> Tensor:
+    """D(sg(fixed) || moving): gradient reaches `moving` only."""
+    if kind == "kl":
+        return AF.kl_log(fixed.log_probs.detach(), moving.log_probs, reduction)
+    return AF.mse(fixed.logits.detach(), moving.logits, reduction)
+
+
+def _moving_to_fixed(kind: str, moving: ForwardOutput, fixed: ForwardOutput, reduction: str = "mean") -> Tensor:
+    """D(moving || sg(fixed)): gradient reaches `moving` only."""
+    if kind == "kl":
+        return AF.kl_log(moving.log_probs, fixed.log_probs.detach(), reduction)
+    return AF.mse(moving.logits, fixed.logits.detach(), reduction)
+
+
+def _symmetric(kind: str, a: ForwardOutput, b: ForwardOutput) -> Tensor:
+    """D(a||b) + D(b||a), each term's target detached (for MSE: the squared error, gradient to both)."""
+    if kind == "kl":
+        return AF.symmetric_kl_log(a.log_probs, b.log_probs)
+    return AF.mse(a.logits, b.logits)
+
+
+def _bregman(kind: str, student: ForwardOutput, teacher: ForwardOutput) -> Tensor:
+    """SMART's proximal term: symmetric KL (squared error for regression) to the constant teacher."""
+    if kind == "kl":
+        return _moving_to_fixed(kind, student, teacher) + _moving_from_fixed(kind, teacher, student)
+    return AF.mse(student.logits, teacher.logits.detach())
+
+
 def _total(task_loss: Tensor | None, *terms: Tensor) -> Tensor:
     total = sum(terms)
     return total if task_loss is None else task_loss + total
@@ -43,14 +71,14 @@ class VAT(Method):
         mask = self.mask_of(batch, probe.shape, probe.device)
         probe = (c.xi * AF.normalize(torch.randn_like(probe) * mask, "l2", "example", guard=1e-12)).requires_grad_()
         probe_out = self.perturbed(target, batch, probe)
-        objective = AF.divergence(target.divergence, clean.logits.detach(), probe_out.logits, reduction="sum")
+        objective = _moving_from_fixed(target.divergence, clean, probe_out, reduction="sum")
         grad = self.ascent_grad(objective, probe)
         if grad is None:
             trainer.backward(clean.loss)
             return self.report(clean.loss, None, None, None, mask, started, skipped=True)
         delta = c.eps * AF.normalize(grad, "l2", "example", guard=1e-12) * mask
         adv = self.perturbed(target, batch, delta)
-        adv_loss = AF.divergence(target.divergence, clean.logits.detach(), adv.logits)
+        adv_loss = _moving_from_fixed(target.divergence, clean, adv)
         trainer.backward(_total(clean.loss, c.alpha * adv_loss))
         return self.report(clean.loss, adv_loss, delta, grad, mask, started)
 
@@ -88,7 +116,7 @@ class _Smoothness(Method):
         for _ in range(c.steps):
             delta.requires_grad_()
             adv = self.perturbed(target, batch, delta)
-            objective = AF.divergence(target.divergence, adv.logits, clean.logits.detach(), reduction="sum")
+            objective = _moving_to_fixed(target.divergence, adv, clean, reduction="sum")
             grad = self.ascent_grad(objective, delta)
             if grad is None:
                 return None, None
@@ -104,7 +132,7 @@ class _Smoothness(Method):
         if delta is None:
             return None, None, None
         adv = self.perturbed(target, batch, delta)
-        return AF.symmetric_divergence(target.divergence, clean.logits, adv.logits, detach_each_side=True), delta, grad
+        return _symmetric(target.divergence, clean, adv), delta, grad
 
 
 @register
@@ -159,8 +187,8 @@ class SMART(_Smoothness):
         started = time.perf_counter()
         mask = self.mask_of(batch, target.perturbation.shape(batch["input_ids"]), clean.logits.device)
         with torch.no_grad(), _autocast_like(target.model):
-            anchor = target.forward(self.teacher.model, batch).logits
-        proximal = AF.symmetric_divergence(target.divergence, clean.logits, anchor, detach_each_side=False)
+            anchor = target.forward(self.teacher.model, batch)
+        proximal = _bregman(target.divergence, clean, anchor)
         adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
         if adv_loss is None:
             trainer.backward(_total(clean.loss, c.mu * proximal))

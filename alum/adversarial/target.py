@@ -5,19 +5,35 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 
-class ForwardOutput(NamedTuple):
+class ForwardOutput:
     """What a stage's forward returns. `logits` are the outputs a divergence compares: (B, C) for a
-    sequence task, (N, V) at the N masked positions for masked LM. `loss` is the task loss when the
-    batch has labels."""
+    sequence task, (N, V) at the N masked positions for masked LM. `loss` is the task loss when the batch
+    has labels: given, or computed from `loss_fn(self)` on first use, so passes whose loss nobody reads
+    (the adversarial passes of label-free methods) never pay for it. `log_probs` (float32) is computed at
+    most once and shared by the task loss and every divergence of the pass."""
 
-    logits: Tensor
-    loss: Tensor | None
+    __slots__ = ("logits", "_loss", "_loss_fn", "_log_probs")
+
+    def __init__(self, logits: Tensor, loss: Tensor | None = None, loss_fn: Callable[[ForwardOutput], Tensor] | None = None):
+        self.logits, self._loss, self._loss_fn, self._log_probs = logits, loss, loss_fn, None
+
+    @property
+    def loss(self) -> Tensor | None:
+        if self._loss is None and self._loss_fn is not None:
+            self._loss = self._loss_fn(self)
+        return self._loss
+
+    @property
+    def log_probs(self) -> Tensor:
+        if self._log_probs is None:
+            self._log_probs = torch.log_softmax(self.logits.float(), dim=-1)
+        return self._log_probs
 
 
 ForwardFn = Callable[[nn.Module, dict[str, Tensor]], ForwardOutput]

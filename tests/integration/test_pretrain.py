@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from alum.adversarial import ForwardOutput
 from alum.cli import main
 from alum.config import load_config
 from alum.errors import UserError
@@ -178,7 +179,7 @@ def test_non_finite_losses_in_a_row_stop_with_a_usable_checkpoint(tmp_path, toke
     def forward(model, batch):
         calls["n"] += 1
         out = original(model, batch)
-        return out._replace(loss=out.loss * float("nan")) if calls["n"] > 2 else out
+        return ForwardOutput(out.logits, out.loss * float("nan")) if calls["n"] > 2 else out
 
     monkeypatch.setattr(pretrain_train, "mlm_forward", forward)
     with pytest.raises(UserError, match="2 updates in a row had non-finite losses.*step-00000002"):

@@ -322,3 +322,28 @@ def test_supervised_method_without_labels_is_a_clear_error():
     del batch["labels"]
     with pytest.raises(UserError, match="needs labels"):
         build_method("fgm").step(Target(model, classification_forward), batch, RecordingTrainer(model))
+
+
+def test_symmetric_kl_from_log_probs_matches_the_two_kl_terms():
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 11, generator=g, requires_grad=True)
+    b = torch.randn(6, 11, generator=g, requires_grad=True)
+    reference = AF.kl(b.detach(), a) + AF.kl(a.detach(), b)
+    fast = AF.symmetric_kl_log(a.log_softmax(-1), b.log_softmax(-1))
+    torch.testing.assert_close(fast, reference)
+    for x, y in zip(torch.autograd.grad(reference, [a, b]), torch.autograd.grad(fast, [a, b])):
+        torch.testing.assert_close(x, y)
+
+
+def test_forward_output_computes_log_probs_and_loss_once():
+    calls = {"n": 0}
+
+    def loss_fn(out):
+        calls["n"] += 1
+        return -out.log_probs[:, 0].mean()
+
+    from alum.adversarial import ForwardOutput
+
+    out = ForwardOutput(torch.randn(4, 5), loss_fn=loss_fn)
+    assert out.log_probs is out.log_probs
+    assert out.loss is out.loss and calls["n"] == 1

@@ -1,0 +1,252 @@
+"""Pretraining speed and memory, measured side by side in one run (ratios, not absolute promises).
+
+    python benchmarks/pretrain_bench.py [--shapes tiny bert-base] [--steps 30] [--out benchmarks/results/pretrain.json]
+
+1. Standard-phase throughput: our step (DeepSpeed engine, LM head on masked positions only) against
+   transformers.Trainer doing MLM the run_mlm way (collator, full-vocabulary head), same model, data,
+   sequence length and batch. Tokens/s from the median step time after warm-up; both include collation.
+2. ALUM step cost: one ALUM update (K=1) against one standard update of the same engine, interleaved so
+   that drift in the machine's speed hits both alike. The floor by counting passes is 8/3 = 2.67.
+3. Peak memory of a standard and an ALUM step, each in a fresh subprocess (CPU: peak RSS growth; GPU:
+   torch.cuda.max_memory_allocated).
+
+Data: blocks of uniformly random token ids over a 30,522-token vocabulary (the BERT vocabulary size); the
+content of the tokens does not change the work a step does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+VOCAB = 30522
+SHAPES = {
+    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256, seq=128, batch=16),
+    "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, seq=128, batch=8),
+}
+
+
+class Tokenizer:
+    """The few attributes DataCollatorForLanguageModeling needs, for a random-id vocabulary."""
+
+    mask_token, mask_token_id, pad_token_id, pad_token = "[MASK]", 103, 0, "[PAD]"
+    padding_side = "right"
+
+    def __len__(self):
+        return VOCAB
+
+    def convert_tokens_to_ids(self, token):
+        return self.mask_token_id
+
+    def get_special_tokens_mask(self, ids, already_has_special_tokens=True):
+        return [0] * len(ids)
+
+    def pad(self, features, return_tensors="pt", pad_to_multiple_of=None, **_):
+        ids = torch.tensor([f["input_ids"] for f in features])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def make_model(shape: str, seed: int = 0):
+    from transformers import BertConfig, BertForMaskedLM
+
+    s = SHAPES[shape]
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=VOCAB, max_position_embeddings=512, **{k: v for k, v in s.items() if k not in ("seq", "batch")})
+    return BertForMaskedLM(config)
+
+
+def make_rows(shape: str, count: int):
+    g = torch.Generator().manual_seed(1)
+    seq = SHAPES[shape]["seq"]
+    return [{"input_ids": torch.randint(1000, VOCAB, (seq,), generator=g).tolist()} for _ in range(count)]
+
+
+def collator(seed: int = 0):
+    from transformers import DataCollatorForLanguageModeling
+
+    c = DataCollatorForLanguageModeling(Tokenizer(), mlm_probability=0.15, seed=seed)
+    c.create_rng()
+    return c
+
+
+def ours_engine(shape: str, method_name: str):
+    from alum.adversarial import Target, build_method
+    from alum.training.engine import EngineConfig, EngineTrainer, OptimConfig, build_engine
+    from pretrain.mlm import mlm_forward
+
+    s = SHAPES[shape]
+    precision = "bf16" if torch.cuda.is_available() else "fp32"
+    engine = build_engine(make_model(shape), OptimConfig(lr=1e-4, warmup=0), EngineConfig(precision=precision, micro_batch_size=s["batch"]), 10**6)
+    target = Target(engine.module, mlm_forward)
+    methods = {name: build_method(name) for name in ("none", method_name)}
+    trainers = {name: EngineTrainer(engine, m, target) for name, m in methods.items()}
+    return engine, trainers
+
+
+def ours_batches(shape: str, device):
+    from pretrain.data import with_mlm_index
+
+    c, rows, batch = collator(), make_rows(shape, 256), SHAPES[shape]["batch"]
+    i = 0
+    while True:
+        chunk = [rows[(i + k) % len(rows)] for k in range(batch)]
+        i += batch
+        yield {k: v.to(device) for k, v in with_mlm_index(c(chunk)).items()}
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_ours(shape: str, steps: int, warmup: int) -> dict:
+    engine, trainers = ours_engine(shape, "alum")
+    data = ours_batches(shape, engine.device)
+    times = {"none": [], "alum": []}
+    for i in range(warmup + steps):
+        for name in ("none", "alum"):  # interleaved: both see the same machine
+            sync()
+            start = time.perf_counter()
+            trainers[name].update([next(data)])
+            sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    tokens = SHAPES[shape]["batch"] * SHAPES[shape]["seq"]
+    standard, alum = statistics.median(times["none"]), statistics.median(times["alum"])
+    return {"standard_step_s": standard, "alum_step_s": alum, "tokens_per_s": tokens / standard, "alum_over_standard": alum / standard}
+
+
+def time_trainer(shape: str, steps: int, warmup: int) -> dict:
+    from datasets import Dataset
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    s = SHAPES[shape]
+    stamps = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            sync()
+            stamps.append(["begin", time.perf_counter()])
+
+        def on_step_end(self, args, state, control, **kw):
+            sync()
+            stamps.append(["end", time.perf_counter()])
+
+    args = TrainingArguments(
+        output_dir="/tmp/alum-bench-trainer", per_device_train_batch_size=s["batch"], max_steps=warmup + steps,
+        learning_rate=1e-4, warmup_steps=0, logging_strategy="no", save_strategy="no", report_to=[],
+        dataloader_num_workers=0, disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(), seed=0,
+    )
+    trainer = Trainer(model=make_model(shape), args=args, train_dataset=Dataset.from_list(make_rows(shape, 256)),
+                      data_collator=collator(), callbacks=[Clock()])
+    trainer.train()
+    # a step's time is from one step's end to the next one's end: it includes fetching and collating the batch
+    ends = [t for kind, t in stamps if kind == "end"]
+    durations = [b - a for a, b in zip(ends, ends[1:])][warmup - 1 :]
+    step = statistics.median(durations)
+    return {"step_s": step, "tokens_per_s": s["batch"] * s["seq"] / step}
+
+
+def peak_memory(shape: str, method: str, steps: int) -> float:
+    """MiB: peak GPU allocation, or peak RSS growth of this process on CPU."""
+    engine, trainers = ours_engine(shape, method)
+    data = ours_batches(shape, engine.device)
+    trainers["none"].update([next(data)])  # optimizer state exists in both measurements
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        for _ in range(steps):
+            trainers[method].update([next(data)])
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    # CPU: sample the resident set every millisecond while the steps run; report the growth over the start
+    base, peak, done = _rss_mib(), [0.0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mib())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    for _ in range(steps):
+        trainers[method].update([next(data)])
+    done.set()
+    sampler.join()
+    return peak[0] - base
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_in_subprocess(shape: str, method: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    out = subprocess.run([sys.executable, __file__, "--memory", shape, method], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"memory measurement of {shape}/{method} failed:\n{out.stderr[-2000:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_cores": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--shapes", nargs="+", default=["tiny", "bert-base"])
+    p.add_argument("--steps", type=int, default=None, help="measured steps (default: 30 tiny, 6 bert-base)")
+    p.add_argument("--out", default="benchmarks/results/pretrain.json")
+    p.add_argument("--memory", nargs=2, metavar=("SHAPE", "METHOD"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from alum.training.distributed import ensure_launch_env
+
+    ensure_launch_env()
+    if args.memory:
+        print(peak_memory(args.memory[0], args.memory[1], steps=2))
+        return
+
+    results = {"machine": machine(), "shapes": {}}
+    for shape in args.shapes:
+        steps = args.steps or (30 if shape == "tiny" else 6)
+        warmup = 3 if shape == "tiny" else 2
+        print(f"[{shape}] timing our loop (standard and ALUM, interleaved) ...", flush=True)
+        ours = time_ours(shape, steps, warmup)
+        print(f"[{shape}] timing transformers.Trainer ...", flush=True)
+        hf = time_trainer(shape, steps, warmup)
+        print(f"[{shape}] peak memory per phase ...", flush=True)
+        mem = {m: memory_in_subprocess(shape, m) for m in ("none", "alum")}
+        results["shapes"][shape] = {
+            "steps": steps, "batch": SHAPES[shape]["batch"], "seq": SHAPES[shape]["seq"], "vocab": VOCAB,
+            "ours": ours, "trainer": hf,
+            "speedup_vs_trainer": ours["tokens_per_s"] / hf["tokens_per_s"],
+            "alum_over_standard": ours["alum_over_standard"],
+            "peak_memory_mib": {"standard": mem["none"], "alum": mem["alum"], "alum_over_standard": mem["alum"] / max(mem["none"], 1e-9)},
+        }
+        r = results["shapes"][shape]
+        print(f"[{shape}] ours {ours['tokens_per_s']:.0f} tok/s, Trainer {hf['tokens_per_s']:.0f} tok/s "
+              f"-> {r['speedup_vs_trainer']:.2f}x; ALUM step / standard step = {r['alum_over_standard']:.2f}; "
+              f"peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -71,6 +71,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
 
     step, counters = 0, {"skipped_updates": 0, "bad_streak": 0}
     if resume and checkpoints.latest() is not None:
+        check_world_size(checkpoints.latest())
         state = Checkpointer.load(engine, checkpoints.latest(), generators)
         step, counters = state["step"], state["counters"]
         order.load(state["data"])
@@ -94,7 +95,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
 
     def save(at_step: int) -> None:
-        state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict()}
+        state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict(),
+                 "world_size": distributed.world_size()}
         path = checkpoints.save(engine, at_step, state, generators)
         say(f"checkpoint: {path}")
 
@@ -133,7 +135,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
             if scores:
                 log.log(step, scores, console=False)
-                bar.write(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+                say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
         if step % cfg.save_every == 0 and step < cfg.max_steps:
             save(step)
     bar.close()
@@ -164,6 +166,16 @@ def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrit
         raise UserError(f"{output} already holds a run: pass --resume to continue it or --overwrite to replace it")
     if has_run and distributed.is_main():
         shutil.rmtree(output)
+
+
+def check_world_size(path: Path) -> None:
+    """Data order, random streams and ZeRO partitions all depend on the number of processes."""
+    written = len(list(path.glob("rng-rank*.pt")))
+    if written != distributed.world_size():
+        raise UserError(
+            f"{path} was written by {written} process(es) and this run has {distributed.world_size()}: resume with "
+            f"{written} (bash launch/local.sh {written} pretrain ... --resume)"
+        )
 
 
 def load_tokenizer(path: str):

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from alum.errors import UserError
+
 
 class MomentumTeacher:
     """theta_teacher <- beta * theta_teacher + (1 - beta) * theta_student, after every optimizer step.
@@ -20,6 +22,12 @@ class MomentumTeacher:
     """
 
     def __init__(self, student: nn.Module, beta: float, beta_late: float, switch: float, total_updates: int):
+        if any(hasattr(p, "ds_status") for p in student.parameters()):
+            raise UserError(
+                "method 'smart' cannot run under ZeRO stage 3: its momentum teacher is a full copy of the model on "
+                "every process, updated from the full weights after each step, and ZeRO-3 partitions them; "
+                "use ZeRO stage 0, 1 or 2 (e.g. configs/deepspeed/zero2.json)"
+            )
         self.beta, self.beta_late, self.switch = beta, beta_late, switch
         self.total_updates = max(1, total_updates)
         self.model = copy.deepcopy(student).float()

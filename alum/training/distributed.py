@@ -18,6 +18,12 @@ def ensure_launch_env() -> None:
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
 
 
+def backend() -> str | None:
+    """The collective backend: ALUM_DIST_BACKEND (launch/local.sh sets gloo for CPU processes), else
+    DeepSpeed's choice for the accelerator (nccl on GPUs)."""
+    return os.environ.get("ALUM_DIST_BACKEND") or (None if torch.cuda.is_available() else "gloo")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -130,6 +130,9 @@ def build_engine(model: nn.Module, optim: OptimConfig, engine: EngineConfig, tot
     distributed.ensure_launch_env()
     import deepspeed
 
+    if not torch.distributed.is_initialized():
+        backend = distributed.backend()
+        deepspeed.init_distributed(**({"dist_backend": backend} if backend else {}))
     ds = deepspeed_config(engine, optim)
     optimizer = build_optimizer(model, optim, ds)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total_updates))
@@ -184,8 +187,20 @@ class EngineTrainer:
             # close the accumulation window with a backward that adds exactly zero to every parameter.
             loss = sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
         self.engine.set_gradient_accumulation_boundary(boundary)
+        self._new_backward()
         self.engine.backward(loss)
         self._backwards += 1
+
+    def _new_backward(self) -> None:
+        """Tell ZeRO a new backward of the accumulation window begins.
+
+        DeepSpeed (0.19) does this in `engine.forward()`, but methods run several forwards per backward, and
+        the module directly; without it ZeRO-3 never advances its micro-step counter and *copies* each
+        backward's gradient over the last one: only the final micro-batch of an update would count.
+        Calling it once per backward gives exactly the counting DeepSpeed expects."""
+        clear = getattr(self.engine.optimizer, "clear_backward_seen_flag", None)
+        if clear is not None:
+            clear()
 
     def optimizer_step(self) -> None:
         """Called by methods that step on every pass (FreeAT)."""

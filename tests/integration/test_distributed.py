@@ -1,0 +1,208 @@
+"""Two CPU processes (gloo) under the deepspeed launcher, through launch/local.sh: every ZeRO stage against one
+process, resume in two processes, every core method under every stage, and a killed process.
+
+Every process a test starts is in its own session and is killed with its group when the test ends or times
+out, so a hung collective cannot outlive the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from alum.adversarial import METHODS
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
+TIMEOUT = 240  # seconds for any one launch
+
+
+def env() -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
+    return {**clean, "ALUM_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
+
+
+def launch(args: list[str], timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"{' '.join(args[:4])} ran past {timeout}s:\n{out[-3000:]}")
+    finally:
+        _kill_group(proc)
+    return subprocess.CompletedProcess(args, proc.returncode, out, None)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def pretrain_args(tokenizer: Path, output: Path, micro: int, stage: int, *extra: str) -> list[str]:
+    return [
+        "pretrain", "--config", "configs/pretrain/tiny.yaml", "--tokenizer", str(tokenizer), "--output", str(output),
+        "--files", str(SAMPLE), "--deepspeed", f"configs/deepspeed/zero{stage}.json", "--max-steps", "8",
+        "adversarial.start=4", "data.block_size=64", "data.validation=16", "log_every=1", "eval_every=4",
+        "eval_batches=2", "save_every=3", f"engine.micro_batch_size={micro}", "optim.lr=2e-3", "optim.warmup=0",
+        "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, "
+        "hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}",
+        *extra,
+    ]
+
+
+def two(*args: str, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
+    result = launch(["bash", "launch/local.sh", "2", *args], timeout)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result
+
+
+def one(*args: str) -> subprocess.CompletedProcess:
+    result = launch([sys.executable, "-m", "alum.cli", *args])
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result
+
+
+def losses(run: Path) -> list[float]:
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train([str(SAMPLE)], vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                            pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+                            model_max_length=512).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tokenizer_dir) -> dict[str, Path]:
+    """One process with 8 blocks per step, and two processes with 4 each under ZeRO 1, 2, 3: the same global
+    batch, 4 standard steps and 4 ALUM steps."""
+    root = tmp_path_factory.mktemp("dist")
+    out = {"single": root / "single"}
+    one(*pretrain_args(tokenizer_dir, out["single"], 8, 0))
+    for stage in (1, 2, 3):
+        out[f"zero{stage}"] = root / f"zero{stage}"
+        two(*pretrain_args(tokenizer_dir, out[f"zero{stage}"], 4, stage))
+    return out
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_two_processes_follow_the_one_process_loss_curve(runs, stage):
+    """Tolerance: 2% per step. The global batch and data order are the same; the masked positions and ALUM's
+    noise are drawn per process, so the curves agree closely but not to the bit."""
+    single, double = losses(runs["single"]), losses(runs[f"zero{stage}"])
+    assert len(single) == len(double) == 8
+    for step, (a, b) in enumerate(zip(single, double), start=1):
+        assert abs(a - b) <= 0.02 * a, f"step {step}: one process {a:.4f}, two processes {b:.4f}"
+    phases = [json.loads(x).get("phase") for x in (runs[f"zero{stage}"] / "metrics.jsonl").read_text().splitlines()]
+    assert [p for p in phases if p] == ["standard"] * 4 + ["adversarial"] * 4
+
+
+def test_stages_agree_with_each_other_to_float_precision(runs):
+    curves = [losses(runs[f"zero{s}"]) for s in (1, 2, 3)]
+    for curve in curves[1:]:
+        assert max(abs(a - b) for a, b in zip(curves[0], curve)) < 1e-4
+
+
+def test_export_of_a_two_process_run_loads_in_a_plain_process(runs):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    for stage in (2, 3):
+        model = AutoModelForMaskedLM.from_pretrained(runs[f"zero{stage}"] / "final")
+        tok = AutoTokenizer.from_pretrained(runs[f"zero{stage}"] / "final")
+        assert model(**tok("a small test", return_tensors="pt")).logits.isfinite().all()
+
+
+def test_two_process_checkpoint_resumes_exactly_in_two_processes(runs, tokenizer_dir, tmp_path):
+    run = tmp_path / "resumed"
+    two(*pretrain_args(tokenizer_dir, run, 4, 2, "--stop-after", "3"))
+    assert not (run / "final").exists()
+    two(*pretrain_args(tokenizer_dir, run, 4, 2, "--resume"))
+    a, b = load_file(runs["zero2"] / "final" / "model.safetensors"), load_file(run / "final" / "model.safetensors")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resuming_with_another_world_size_says_what_to_do(runs, tokenizer_dir, tmp_path):
+    run = tmp_path / "resized"
+    two(*pretrain_args(tokenizer_dir, run, 4, 2, "--stop-after", "3"))
+    result = launch([sys.executable, "-m", "alum.cli", *pretrain_args(tokenizer_dir, run, 4, 2, "--resume")])
+    assert result.returncode == 2
+    assert "written by 2 process(es) and this run has 1: resume with 2" in result.stdout
+
+
+def test_every_method_under_every_zero_stage_matches_stage_0_or_is_refused(tmp_path):
+    """Two updates of two accumulated micro-batches per process (FreeAT: one, it steps per replay)."""
+    launch_env = {"DS_ACCELERATOR": "cpu", "ALUM_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    launcher = Path(sys.executable).parent / "deepspeed"
+    args = [str(launcher), "--num_gpus", "2", "--master_port", str(29500 + os.getpid() % 1000), "--no_local_rank",
+            str(REPO / "tests/integration/dist_methods_worker.py"), str(tmp_path)]
+    os.environ.update(launch_env)
+    try:
+        result = launch(args, timeout=420)
+    finally:
+        for key in launch_env:
+            os.environ.pop(key, None)
+    assert result.returncode == 0, result.stdout[-4000:]
+    outcome = {s: json.loads((tmp_path / f"zero{s}-results.json").read_text()) for s in (0, 1, 2, 3)}
+    assert "refused" in outcome[3]["smart"] and "ZeRO stage 3" in outcome[3]["smart"]["refused"]
+    for stage in (1, 2, 3):
+        for name in METHODS:
+            if "refused" in outcome[stage][name]:
+                assert (stage, name) == (3, "smart")
+                continue
+            ref = torch.load(tmp_path / f"zero0-{name}.pt")
+            got = torch.load(tmp_path / f"zero{stage}-{name}.pt")
+            worst = max((ref[k] - got[k]).abs().max().item() for k in ref)
+            assert worst < 1e-4, f"{name} under ZeRO-{stage} differs from ZeRO-0 by {worst:.2e}"
+
+
+def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, tmp_path):
+    run = tmp_path / "killed"
+    args = ["bash", "launch/local.sh", "2", *pretrain_args(tokenizer_dir, run, 4, 2, "--max-steps", "400", "save_every=2")]
+    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + TIMEOUT
+        while not list((run / "checkpoints").glob("step-*[0-9]")) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            time.sleep(0.5)
+        assert list((run / "checkpoints").glob("step-*[0-9]")), "no checkpoint before the deadline"
+        listing = subprocess.run(["ps", "-o", "pid=,args=", "--sid", str(proc.pid)], capture_output=True, text=True).stdout
+        workers = [int(line.split()[0]) for line in listing.splitlines() if "-m alum.cli" in line and "deepspeed" not in line]
+        assert len(workers) == 2, listing
+        os.kill(max(workers), signal.SIGKILL)  # the rank started last
+        started = time.time()
+        out, _ = proc.communicate(timeout=120)
+        waited = time.time() - started
+    finally:
+        _kill_group(proc)
+    assert proc.returncode != 0
+    assert waited < 120
+    assert "exits with return code" in out or "exited" in out.lower(), out[-2000:]
+    latest = sorted(p for p in (run / "checkpoints").iterdir() if not p.name.endswith(".partial"))[-1]
+    assert (latest / "state.pt").is_file() and (latest / "engine").is_dir()
+    assert torch.load(latest / "state.pt", weights_only=False)["world_size"] == 2

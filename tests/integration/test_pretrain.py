@@ -263,3 +263,13 @@ def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_c
     assert pretrain_train.run(stream)["step"] == 3
     words = tiny_config(tmp_path / "w", tokenizer_dir, small_corpus, max_steps=3, **{"masking.whole_word": "true"})
     assert pretrain_train.run(words)["step"] == 3
+
+
+def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start": 1,
+                      "wandb.enabled": "true", "wandb.name": "tiny-offline"})
+    pretrain_train.run(cfg)
+    runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))

@@ -9,10 +9,9 @@ if [[ $# -lt 2 || ! -f "$1" ]]; then
     exit 2
 fi
 hostfile=$1; shift
-here="$(cd "$(dirname "$0")/.." && pwd)"
-python="${ALUM_PYTHON:-$here/.venv/bin/python}"
+source "$(dirname "$0")/common.sh"
 launcher="$(dirname "$python")/deepspeed"
 master="${MASTER_ADDR:-$(head -n1 "$hostfile" | awk '{print $1}')}"
-cd "$here"
+cd "$alum_root"
 exec "$launcher" --hostfile "$hostfile" --master_addr "$master" --master_port "${MASTER_PORT:-29500}" \
     --no_local_rank --module alum.cli "$@"

@@ -4,6 +4,7 @@ that records what a method asks of the training loop."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,3 +117,24 @@ class RecordingTrainer:
 @pytest.fixture
 def trainer_factory():
     return RecordingTrainer
+
+
+SAMPLE_TEXT = Path(__file__).resolve().parents[1] / "data" / "corpus" / "wikitext-2-raw.sample.txt"
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """A 400-token byte-level BPE tokenizer (RoBERTa-style specials) trained on the embedded sample."""
+    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train([str(SAMPLE_TEXT)], vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+              show_progress=False)
+    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
+    PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                            pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
+                            model_max_length=512).save_pretrained(out)
+    return out

@@ -81,22 +81,6 @@ def losses(run: Path) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    from tokenizers import ByteLevelBPETokenizer
-    from tokenizers.processors import RobertaProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    out = tmp_path_factory.mktemp("tokenizer")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train([str(SAMPLE)], vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
-    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
-    PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                            pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-                            model_max_length=512).save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def runs(tmp_path_factory, tokenizer_dir) -> dict[str, Path]:
     """One process with 8 blocks per step, and two processes with 4 each under ZeRO 1, 2, 3: the same global
     batch, 4 standard steps and 4 ALUM steps."""

@@ -23,24 +23,6 @@ SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
 
 
 @pytest.fixture(scope="session")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    """A small byte-level BPE tokenizer trained on the embedded sample (RoBERTa-style specials)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from tokenizers.processors import RobertaProcessing
-    from transformers import PreTrainedTokenizerFast
-
-    out = tmp_path_factory.mktemp("tokenizer")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train([str(SAMPLE)], vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
-    bpe._tokenizer.post_processor = RobertaProcessing(("</s>", bpe.token_to_id("</s>")), ("<s>", bpe.token_to_id("<s>")))
-    fast = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
-                                   model_max_length=512)
-    fast.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "text.txt"
     path.write_text("".join(SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)[:200]), encoding="utf-8")

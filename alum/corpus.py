@@ -3,7 +3,8 @@
 Inputs are files, globs or directories; plain text (one document or sentence per line), JSON lines, CSV,
 TSV or parquet with a named text column; any of the text formats may be gzip-compressed (`.gz`). Reading
 is streamed line by line, so memory does not grow with the corpus. Bad bytes are skipped and counted, or
-stop the run at the first one with its file and line (`strict`).
+stop the run at the first one with its file and line (`strict`). An optional `progress` callback hears how
+many bytes of the files on disk have been read, so a progress bar can show a true total, compressed or not.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
-
 import json
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,13 @@ class ReadStats:
     bytes: int = 0  # UTF-8 bytes of the texts yielded
     bad_lines: int = 0  # lines skipped for undecodable bytes
     empty_lines: int = 0
+    first_bad: str = ""  # "file:line" of the first skipped line, for the warning that counts them
+
+
+# Progress is reported in chunks: a callback per line would cost more than reading the line.
+PROGRESS_CHUNK = 1 << 20
+
+Progress = Callable[[int], None]
 
 
 def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Path]:
@@ -57,6 +64,11 @@ def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Pat
     return files
 
 
+def disk_bytes(files: Sequence[Path]) -> int:
+    """The total that `iter_texts(..., progress=...)` reports when it has read every file."""
+    return sum(Path(f).stat().st_size for f in files)
+
+
 def file_format(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
@@ -72,13 +84,18 @@ def iter_texts(
     sample: float = 1.0,
     seed: int = 0,
     stats: ReadStats | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[str]:
-    """Yield the non-empty texts of `files` in order; with `sample` < 1 keep that fraction of them."""
+    """Yield the non-empty texts of `files` in order; with `sample` < 1 keep that fraction of them.
+
+    `progress(n)` is called with the bytes of the files on disk read since its last call, about every
+    PROGRESS_CHUNK bytes and at the end of each file, so its calls add up to `disk_bytes(files)`.
+    """
     stats = stats if stats is not None else ReadStats()
     rng = random.Random(seed)
     for path in files:
         stats.files += 1
-        for text in _read(Path(path), text_column, strict, stats):
+        for text in _read(Path(path), text_column, strict, stats, progress):
             if not text.strip():
                 stats.empty_lines += 1
                 continue
@@ -101,10 +118,38 @@ def _open_binary(path: Path):
     return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
 
 
-def _decoded_lines(path: Path, strict: bool, stats: ReadStats) -> Iterator[tuple[int, str]]:
+class _DiskMeter:
+    """Reports, through `progress`, how far into a file on disk reading has come (never past its size)."""
+
+    def __init__(self, path: Path, progress: Progress | None):
+        self.progress = progress
+        self.size = path.stat().st_size if progress is not None else 0
+        self.reported = 0
+
+    def advance(self, position: int) -> None:
+        position = min(position, self.size)
+        if self.progress is not None and position > self.reported:
+            self.progress(position - self.reported)
+            self.reported = position
+
+    def finish(self) -> None:
+        self.advance(self.size)
+
+
+def _decoded_lines(
+    path: Path, strict: bool, stats: ReadStats, progress: Progress | None = None
+) -> Iterator[tuple[int, str]]:
     try:
         with _open_binary(path) as raw:
+            meter = _DiskMeter(path, progress)
+            compressed = getattr(raw, "fileobj", None)  # a .gz file's own file: its position is on-disk bytes
+            read = pending = 0
             for number, line in enumerate(raw, start=1):
+                if progress is not None:
+                    pending += len(line)
+                    if pending >= PROGRESS_CHUNK:
+                        read, pending = read + pending, 0
+                        meter.advance(compressed.tell() if compressed is not None else read)
                 try:
                     yield number, line.decode("utf-8")
                 except UnicodeDecodeError as err:
@@ -113,17 +158,19 @@ def _decoded_lines(path: Path, strict: bool, stats: ReadStats) -> Iterator[tuple
                             f"{path}:{number}: not valid UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1})"
                         ) from None
                     stats.bad_lines += 1
+                    stats.first_bad = stats.first_bad or f"{path}:{number}"
+            meter.finish()
     except (OSError, EOFError) as err:  # a truncated or corrupt .gz
         raise UserError(f"{path}: cannot read ({err})") from None
 
 
-def _read(path: Path, column: str, strict: bool, stats: ReadStats) -> Iterator[str]:
+def _read(path: Path, column: str, strict: bool, stats: ReadStats, progress: Progress | None = None) -> Iterator[str]:
     kind = file_format(path)
     if kind == "text":
-        for _, line in _decoded_lines(path, strict, stats):
+        for _, line in _decoded_lines(path, strict, stats, progress):
             yield line.rstrip("\r\n")
     elif kind == "jsonl":
-        for number, line in _decoded_lines(path, strict, stats):
+        for number, line in _decoded_lines(path, strict, stats, progress):
             if not line.strip():
                 continue
             try:
@@ -135,14 +182,14 @@ def _read(path: Path, column: str, strict: bool, stats: ReadStats) -> Iterator[s
             value = record[column]
             yield "" if value is None else str(value)
     elif kind in ("csv", "tsv"):
-        lines = (line for _, line in _decoded_lines(path, strict, stats))
+        lines = (line for _, line in _decoded_lines(path, strict, stats, progress))
         reader = csv.DictReader(lines, delimiter="\t" if kind == "tsv" else ",", quoting=_quoting(kind))
         if reader.fieldnames is None or column not in reader.fieldnames:
             raise UserError(f"{path}: no '{column}' column (columns: {', '.join(reader.fieldnames or [])})")
         for row in reader:
             yield row[column] or ""
     else:
-        yield from _read_parquet(path, column)
+        yield from _read_parquet(path, column, progress)
 
 
 def _quoting(kind: str) -> int:
@@ -150,7 +197,7 @@ def _quoting(kind: str) -> int:
     return csv.QUOTE_NONE if kind == "tsv" else csv.QUOTE_MINIMAL
 
 
-def _read_parquet(path: Path, column: str) -> Iterator[str]:
+def _read_parquet(path: Path, column: str, progress: Progress | None = None) -> Iterator[str]:
     import pyarrow.parquet as pq
 
     try:
@@ -159,9 +206,23 @@ def _read_parquet(path: Path, column: str) -> Iterator[str]:
         raise UserError(f"{path}: not a readable parquet file ({err})") from None
     if column not in table.schema_arrow.names:
         raise UserError(f"{path}: no '{column}' column (columns: {', '.join(table.schema_arrow.names)})")
+    meter = _DiskMeter(path, progress)
+    rows, done = max(table.metadata.num_rows, 1), 0
     for batch in table.iter_batches(columns=[column], batch_size=4096):
         for value in batch.column(0).to_pylist():
             yield "" if value is None else str(value)
+        done += batch.num_rows  # parquet is decoded a batch at a time: progress by rows, in bytes of the file
+        meter.advance(meter.size * done // rows)
+    meter.finish()
 
 
-__all__ = ["FORMATS", "ReadStats", "ensure_nonempty", "file_format", "iter_texts", "resolve_files"]
+__all__ = [
+    "FORMATS",
+    "PROGRESS_CHUNK",
+    "ReadStats",
+    "disk_bytes",
+    "ensure_nonempty",
+    "file_format",
+    "iter_texts",
+    "resolve_files",
+]

@@ -1,0 +1,128 @@
+"""`alum tokenizer train` and `alum tokenizer stats`: stage 1, a BPE tokenizer from a corpus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+TRAIN_EXAMPLES = """examples:
+  alum tokenizer train --files corpus/ --vocab-size 30000 --output tok/
+  alum tokenizer train --config configs/tokenizer/bert-bpe.yaml bpe.min_frequency=3 --files 'data/*.jsonl.gz' \\
+      --output tok/
+KEY=VALUE overrides may stand anywhere; one right after --files that is not a file is an override too.
+Flags win over overrides, overrides over the config file."""
+
+# A --files item that looks like `key.sub=value` and is not a file was meant as an override.
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tokenizer", help="train a BPE tokenizer from a corpus, or measure one on a corpus")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    t = actions.add_parser(
+        "train",
+        help="train a byte-level or classic BPE tokenizer, saved for transformers",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the examples' lines
+    )
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. bpe.min_frequency=3")
+    t.add_argument("--config", help="a YAML preset, e.g. configs/tokenizer/bytelevel-bpe.yaml (default: that)")
+    t.add_argument("--files", nargs="+", metavar="PATH", help="corpus files, globs or directories")
+    t.add_argument("--vocab-size", type=int, help="bpe.vocab_size")
+    t.add_argument("--output", metavar="DIR", help="output.dir")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
+    t.add_argument("--strict", action="store_true", help="stop at the first undecodable line (default: skip)")
+    t.add_argument("--text-column", help="column of JSON lines / CSV / parquet files (default: text)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(run=run_train)
+
+    s = actions.add_parser("stats", help="vocab size, unknown-token rate, bytes per token, tokens per word")
+    s.add_argument("--tokenizer", required=True, metavar="DIR", help="any Hugging Face tokenizer directory")
+    s.add_argument("--files", nargs="+", required=True, metavar="PATH", help="corpus files, globs or directories")
+    s.add_argument("--text-column", default="text", help="column of JSON lines / CSV / parquet files")
+    s.add_argument("--sample", type=float, default=1.0, help="measure on this fraction of the lines")
+    s.add_argument("--strict", action="store_true", help="stop at the first undecodable line (default: skip)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(run=run_stats)
+
+
+def load_train_config(args):
+    """The config file, then KEY=VALUE overrides, then flags; checked against the schema."""
+    from alum.config import from_dict, parse_override, read_yaml, set_dotted
+    from tokenizer.config import TokenizerConfig
+
+    data = read_yaml(args.config) if args.config else {}
+    files = list(args.files or [])
+    overrides = list(args.overrides) + [f for f in files if _OVERRIDE.match(f) and not Path(f).exists()]
+    files = [f for f in files if f not in overrides]
+    for text in overrides:
+        set_dotted(data, *parse_override(text))
+    flags = {
+        "corpus.files": files or None,
+        "bpe.vocab_size": args.vocab_size,
+        "output.dir": args.output,
+        "output.overwrite": args.overwrite or None,
+        "corpus.strict": args.strict or None,
+        "corpus.text_column": args.text_column,
+        "progress": False if args.no_progress else None,
+    }
+    for key, value in flags.items():
+        if value is not None:
+            set_dotted(data, key, value)
+    source = args.config or "command line"
+    if args.config and (overrides or any(v is not None for v in flags.values())):
+        source += " (with command-line overrides)"
+    return from_dict(TokenizerConfig, data, source=source)
+
+
+def run_train(args) -> int:
+    from alum.config import dump_yaml
+    from tokenizer.train import train_tokenizer
+
+    cfg = load_train_config(args)
+    print("alum tokenizer train: resolved config\n" + dump_yaml(cfg), flush=True)
+    report = train_tokenizer(cfg, warn=_warn)
+    corpus = report["corpus"]
+    print(
+        f"wrote {cfg.output.dir}: {report['vocab_size']:,} tokens ({report['algorithm']} BPE, "
+        f"{report['special_tokens']} special tokens) from {corpus['lines']:,} lines, "
+        f"{corpus['text_bytes'] / 1e6:.1f} MB, in {report['training_seconds']:.1f} s"
+    )
+    return 0
+
+
+def run_stats(args) -> int:
+    from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
+    from alum.errors import UserError
+    from tokenizer.progress import CorpusProgress
+    from tokenizer.stats import format_table, load_tokenizer, measure
+
+    if not 0.0 < args.sample <= 1.0:
+        raise UserError(f"--sample must be in (0, 1], got {args.sample}")
+    tokenizer = load_tokenizer(args.tokenizer)
+    files = resolve_files(args.files)
+    ensure_nonempty(files, args.text_column)
+    read = ReadStats()
+    with CorpusProgress(disk_bytes(files), enabled=not args.no_progress) as progress:
+        texts = iter_texts(
+            files, text_column=args.text_column, strict=args.strict, sample=args.sample, stats=read,
+            progress=progress.advance,
+        )
+        result = measure(tokenizer, texts)
+    result["bad_lines"] = read.bad_lines
+    if read.bad_lines:
+        _warn(f"skipped {read.bad_lines} line(s) with undecodable bytes (first at {read.first_bad})")
+    if args.json:
+        print(json.dumps({"tokenizer": str(args.tokenizer), **result}, indent=2))
+    else:
+        print(format_table(f"{args.tokenizer} ({type(tokenizer).__name__})", result))
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"alum tokenizer: warning: {message}", file=sys.stderr)

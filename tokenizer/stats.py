@@ -1,0 +1,116 @@
+"""How a tokenizer does on a corpus: vocabulary size, unknown-token rate, bytes per token, tokens per word.
+
+Works on any Hugging Face tokenizer directory (ours or not), so tokenizers can be compared on the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from alum.errors import UserError
+
+BATCH = 1000  # texts encoded per call: large enough for the Rust side to work in parallel
+
+
+def load_tokenizer(path: str | Path):
+    """A tokenizer from a local directory (or a tokenizer.json file), never from the network."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"tokenizer '{path}' not found")
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if path.is_file():  # a bare tokenizer.json
+        return _load(PreTrainedTokenizerFast, path, tokenizer_file=str(path))
+    try:
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as err:  # transformers raises many types for a directory it cannot read
+        if (path / "tokenizer.json").is_file():  # a directory with only the tokenizers file
+            return _load(PreTrainedTokenizerFast, path, tokenizer_file=str(path / "tokenizer.json"))
+        raise UserError(f"'{path}' is not a tokenizer directory transformers can load ({_first_line(err)})") from None
+
+
+def _load(cls, path: Path, **kwargs):
+    try:
+        return cls(**kwargs)
+    except Exception as err:
+        raise UserError(f"'{path}': cannot load the tokenizer ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def measure(tokenizer, texts: Iterable[str]) -> dict:
+    """Encode `texts` without special tokens and count what the stats report."""
+    backend = _untruncated(tokenizer.backend_tokenizer) if tokenizer.is_fast else None
+    unk = _unk_id(tokenizer, backend)
+    counts = {"texts": 0, "bytes": 0, "words": 0, "tokens": 0, "unk_tokens": 0}
+    batch: list[str] = []
+
+    def flush() -> None:
+        if backend is not None:  # the Rust tokenizer directly: parallel, and no length warnings
+            encoded = [e.ids for e in backend.encode_batch(batch, add_special_tokens=False)]
+        else:
+            encoded = tokenizer(batch, add_special_tokens=False, verbose=False)["input_ids"]
+        for text, ids in zip(batch, encoded):
+            counts["texts"] += 1
+            counts["bytes"] += len(text.encode("utf-8"))
+            counts["words"] += len(text.split())
+            counts["tokens"] += len(ids)
+            if unk is not None:
+                counts["unk_tokens"] += ids.count(unk)
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= BATCH:
+            flush()
+    if batch:
+        flush()
+    tokens = counts["tokens"]
+    return {
+        "vocab_size": len(tokenizer),
+        **counts,
+        "unk_rate": counts["unk_tokens"] / tokens if tokens else 0.0,
+        "bytes_per_token": counts["bytes"] / tokens if tokens else 0.0,
+        "tokens_per_word": tokens / counts["words"] if counts["words"] else 0.0,
+    }
+
+
+def _untruncated(backend):
+    """A copy of the Rust tokenizer without the truncation or padding its tokenizer.json may carry (many
+    published ones truncate at 128 or 512 tokens, which would cut every long line's count short)."""
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
+
+
+def _unk_id(tokenizer, backend) -> int | None:
+    """The unknown token's id; from the model itself where transformers was not told (a bare tokenizer.json)."""
+    if tokenizer.unk_token_id is not None or backend is None:
+        return tokenizer.unk_token_id
+    model = backend.model
+    token = getattr(model, "unk_token", None)  # BPE, WordPiece, WordLevel
+    if token:
+        return backend.token_to_id(token)
+    return getattr(model, "unk_id", None)  # Unigram
+
+
+def format_table(name: str, result: dict) -> str:
+    rows = [
+        ("tokenizer", name),
+        ("vocab size", f"{result['vocab_size']:,}"),
+        ("texts", f"{result['texts']:,}"),
+        ("words", f"{result['words']:,}"),
+        ("tokens", f"{result['tokens']:,}"),
+        ("unknown tokens", f"{result['unk_tokens']:,} ({100 * result['unk_rate']:.3f}%)"),
+        ("bytes per token", f"{result['bytes_per_token']:.3f}"),
+        ("tokens per word", f"{result['tokens_per_word']:.3f}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)

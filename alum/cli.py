@@ -12,7 +12,7 @@ from alum.errors import UserError
 
 # Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
 # so that `alum --help` answers at once.
-COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain"]
+COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.finetune", "alum.commands.evaluate", "alum.commands.quickstart"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,24 +30,76 @@ def kl(p_logits: Tensor, q_logits: Tensor, reduction: str = "mean") -> Tensor:
     return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
+class _KLFromLogProbs(torch.autograd.Function):
+    """sum over rows of KL(p || q), p = softmax(z), q fixed (given as log-probabilities, no gradient).
+
+    The gradient w.r.t. the logits has a closed form, p * (log p - log q - KL_row): written out, it takes
+    a few elementwise passes over (rows, classes) where autograd's chain through log-softmax, exp, sub and
+    mul takes about twice as many; with a 30k-token vocabulary those passes cost more than a tiny model."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, log_q: Tensor) -> Tensor:
+        log_p = torch.log_softmax(logits, dim=-1)
+        diff = log_p - log_q
+        p = log_p.exp_()
+        per_row = (p * diff).sum(-1, keepdim=True)
+        ctx.save_for_backward(p, diff.sub_(per_row))
+        return per_row.sum()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        p, centred = ctx.saved_tensors
+        return p * centred * grad, None
+
+
+class _SymmetricKL(torch.autograd.Function):
+    """sum over rows of KL(sg(b) || a) + KL(sg(a) || b) for logits a, b: each side's target detached.
+
+    Its gradient is softmax(a) - softmax(b) for a and the opposite for b, so only that difference is kept."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        log_a, log_b = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+        diff_p = log_a.exp() - log_b.exp()
+        value = (diff_p * (log_a - log_b)).sum()
+        ctx.save_for_backward(diff_p)
+        return value
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (diff_p,) = ctx.saved_tensors
+        g = diff_p * grad
+        return g, -g
+
+
+def _rows(x: Tensor) -> Tensor:
+    return x.float().reshape(-1, x.shape[-1])
+
+
+def kl_to_fixed(logits: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
+    """KL(softmax(logits) || q) with q fixed: the ascent objective of ALUM and SMART."""
+    rows = _rows(logits)
+    if rows.shape[0] == 0:
+        return logits.sum() * 0
+    total = _KLFromLogProbs.apply(rows, _rows(log_q).detach())
+    return total if reduction == "sum" else total / rows.shape[0]
+
+
+def symmetric_kl(a: Tensor, b: Tensor) -> Tensor:
+    """KL(sg(b) || a) + KL(sg(a) || b) between logit tensors, averaged over rows, each side detaching the
+    other (the official ALUM/SMART loss); the same value and gradients as `kl(b.detach(), a) + kl(a.detach(), b)`."""
+    ra, rb = _rows(a), _rows(b)
+    if ra.shape[0] == 0:
+        return a.sum() * 0 + b.sum() * 0
+    return _SymmetricKL.apply(ra, rb) / ra.shape[0]
+
+
 def kl_log(log_p: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
     """KL(p || q) from float32 log-probabilities (rows over the last dim), averaged (or summed) over rows."""
     if log_p.numel() == 0:
         return log_p.sum() * 0 + log_q.sum() * 0
     per_row = (log_p.exp() * (log_p - log_q)).sum(-1)
     return per_row.sum() if reduction == "sum" else per_row.mean()
-
-
-def symmetric_kl_log(log_a: Tensor, log_b: Tensor) -> Tensor:
-    """KL(sg(b) || a) + KL(sg(a) || b) from log-probabilities, each side detaching the other (the official
-    ALUM/SMART loss). Written as constant - sum(p_b * log_a) - sum(p_a * log_b): the same value and gradient
-    as the two KL terms, without computing either side's log-softmax twice."""
-    if log_a.numel() == 0:
-        return log_a.sum() * 0 + log_b.sum() * 0
-    la, lb = log_a.detach(), log_b.detach()
-    pa, pb = la.exp(), lb.exp()
-    per_row = (pa * la + pb * lb - pb * log_a - pa * log_b).sum(-1)
-    return per_row.mean()
 
 
 def mse(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:

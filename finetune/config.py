@@ -1,0 +1,134 @@
+"""The finetune stage's config: the YAML schema behind `alum finetune --config configs/finetune/<task>.yaml`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from alum.adversarial import METHODS, Method
+from alum.config import from_dict, load_config
+from alum.errors import UserError
+from alum.training.engine import EngineConfig, OptimConfig, deepspeed_config
+from alum.training.metrics import WandbConfig
+from finetune.evaluate import AttackConfig
+from finetune.tasks import TaskConfig
+
+
+@dataclass
+class FinetuneOptim(OptimConfig):
+    """Fine-tuning defaults (BERT's recipe) in place of the pretraining ones."""
+
+    lr: float = 2e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    warmup: int | float = 0.1
+
+
+@dataclass
+class FinetuneEngine(EngineConfig):
+    micro_batch_size: int = 32
+
+
+@dataclass
+class DataConfig:
+    train_file: str = ""
+    dev_file: str = ""
+    max_seq_len: int = 128
+    train_subset: int = 0  # train on this many examples drawn at random (0 = all), the same for every seed
+    dev_subset: int = 0  # evaluate on this many dev examples drawn at random (0 = all)
+    subset_seed: int = 0
+
+    def validate(self) -> None:
+        if self.max_seq_len < 8:
+            raise ValueError("max_seq_len must be at least 8")
+
+
+@dataclass
+class AdversarialConfig:
+    # A core method (`alum methods` lists them), or several separated by commas: each is then trained with
+    # every seed into its own subdirectory, and the summary compares them.
+    method: str = "smart"
+    # Options per method name; only the entries of the methods that run are used, e.g.
+    # {smart: {alpha: 1.0}, alum: {alpha: 1.0}, pgd: {eps: 1.0}}.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        return [m.strip() for m in self.method.split(",") if m.strip()]
+
+    def validate(self) -> None:
+        if not self.methods:
+            raise ValueError("method: name at least one method")
+        for name in [*self.methods, *self.options]:
+            if name not in METHODS:
+                raise ValueError(f"{'options' if name in self.options else 'method'}: unknown method '{name}' "
+                                 f"(known: {', '.join(METHODS)})")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("method: a method is listed twice")
+        for name, options in self.options.items():
+            if options is not None and not isinstance(options, dict):
+                raise ValueError(f"options.{name}: expects a mapping of option names to values")
+
+    def build(self, name: str, source: str = "config") -> Method:
+        """The method `name` with its options, checked by name (an unknown option names its full key)."""
+        cls = METHODS[name]
+        return cls(from_dict(cls.Config, self.options.get(name) or {}, source=source,
+                             prefix=f"adversarial.options.{name}."))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    max_steps: int = 0  # optimizer updates; when > 0 it replaces epochs
+    seeds: int = 1  # how many seeds to run: seed, seed + 1, ...
+    seed: int = 1
+    eval_every: int = 0  # updates between dev evaluations; 0 = once per epoch (and always at the end)
+    log_every: int = 10
+    eval_batch_size: int = 64
+    save_seed_models: bool = False  # also export every seed's best checkpoint to seed-<s>/best (best/ always)
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.seeds < 1 or self.max_steps < 0 or self.eval_every < 0 or self.log_every < 1:
+            raise ValueError("epochs, seeds and log_every must be >= 1; max_steps and eval_every >= 0")
+
+
+@dataclass
+class FinetuneConfig:
+    model: str | None = None  # a local HF model directory: the pretrain stage's export, or any encoder checkpoint
+    tokenizer: str | None = None  # a tokenizer directory; none = the model directory
+    output: str = "runs/finetune"
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: FinetuneOptim = field(default_factory=FinetuneOptim)
+    engine: FinetuneEngine = field(default_factory=FinetuneEngine)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def validate(self) -> None:
+        for key, value in (("model", self.model), ("data.train_file", self.data.train_file),
+                           ("data.dev_file", self.data.dev_file)):
+            if not value:
+                raise ValueError(f"{key}: not set (a config key, or its flag: --model, --train-file, --dev-file)")
+        for name in self.adversarial.methods:
+            if METHODS[name]().optimizer_steps and self.engine.grad_accum != 1:
+                raise ValueError(f"engine.grad_accum: {name} takes an optimizer step on every replay of a batch, "
+                                 f"so it needs grad_accum 1 (got {self.engine.grad_accum})")
+
+    def seeds(self) -> list[int]:
+        return list(range(self.train.seed, self.train.seed + self.train.seeds))
+
+
+def load_finetune_config(path: str | None, overrides: list[str]) -> FinetuneConfig:
+    """The config from YAML and overrides, every method's options checked too (a typo fails now, not after
+    hours of training)."""
+    cfg = load_config(FinetuneConfig, path, overrides)
+    source = f"{path or 'defaults'}{' (with command-line overrides)' if overrides else ''}"
+    for name in cfg.adversarial.methods:
+        cfg.adversarial.build(name, source)
+    stage = deepspeed_config(cfg.engine, cfg.optim).get("zero_optimization", {}).get("stage", 0)
+    if stage == 3 and "smart" in cfg.adversarial.methods:  # the teacher would refuse it after the first model load
+        raise UserError(f"{source}: engine.deepspeed: smart cannot run under ZeRO stage 3 (its momentum teacher is "
+                        "a full copy of the model on every process); use ZeRO stage 0, 1 or 2")
+    return cfg

@@ -1,0 +1,98 @@
+"""Dev metrics of a model on a task file, clean and under an embedding-space PGD attack.
+
+The attack is the core's: delta enters at the output of the input embeddings (the same hook training uses),
+climbs the task loss with normalised steps, and is projected back to the eps-ball after each one
+(`alum.adversarial.functional.ascent_step` in `project` mode), with the model in eval mode (no dropout).
+It starts from zero, so it is deterministic: two models attacked with the same settings are comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from alum.adversarial import Target
+from alum.adversarial import functional as AF
+from alum.adversarial.target import ForwardFn
+from finetune.metrics import task_metrics
+from finetune.tasks import TaskConfig
+
+
+@dataclass
+class AttackConfig:
+    enabled: bool = True
+    # Radius of delta. Per token and L2 by default: compare it with the norm of the model's token
+    # embeddings (about 1.1 for MiniLM's word embeddings: 0.01 takes a 60-update SST-2 model from 73% to 63%).
+    eps: float = 0.01
+    steps: int = 5
+    step_size: float = 0.0  # 0: 2.5 * eps / steps (the rule of Madry et al.), so K steps can cross the ball
+    norm: Literal["l2", "linf"] = "l2"
+    level: Literal["token", "example"] = "token"
+
+    def validate(self) -> None:
+        if self.eps < 0 or self.steps < 1 or self.step_size < 0:
+            raise ValueError("eps and step_size must be >= 0 and steps >= 1")
+
+    @property
+    def alpha(self) -> float:
+        return self.step_size or 2.5 * self.eps / self.steps
+
+
+def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig) -> Tensor:
+    """K projected ascent steps on the task loss, from delta = 0; zero at padding."""
+    ids = batch["input_ids"]
+    delta = torch.zeros(target.perturbation.shape(ids), device=ids.device)
+    mask = AF.token_mask(batch.get("attention_mask"), delta.shape, ids.device)
+    if attack.eps == 0:
+        return delta
+    for _ in range(attack.steps):
+        delta.requires_grad_()
+        with torch.enable_grad(), target.perturbation.applied(delta):
+            loss = target(batch).loss
+        (grad,) = torch.autograd.grad(loss, delta)  # w.r.t. delta only: no parameter's .grad is touched
+        if not torch.isfinite(grad).all():
+            return delta.detach()  # keep the last finite point: an attack that stalls, not a crash
+        delta = AF.ascent_step(delta.detach(), grad, attack.alpha, constraint="project", p=attack.norm,
+                               level=attack.level, eps=attack.eps) * mask
+    return delta.detach()
+
+
+def predictions(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, Tensor]],
+                attack: AttackConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (logits, or scores for regression) and the gold labels, over every batch."""
+    target = Target(model, forward)
+    device = next(model.parameters()).device
+    outputs, gold = [], []
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        delta = attack_delta(target, batch, attack) if attack is not None and attack.enabled else None
+        with torch.no_grad():
+            if delta is None:
+                logits = target(batch).logits
+            else:
+                with target.perturbation.applied(delta):
+                    logits = target(batch).logits
+        outputs.append(logits.float().cpu().numpy())
+        gold.append(batch["labels"].cpu().numpy())
+    return np.concatenate(outputs), np.concatenate(gold)
+
+
+def evaluate(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, Tensor]], task: TaskConfig,
+             attack: AttackConfig | None = None) -> dict[str, float]:
+    """The task's metrics; with an enabled `attack`, also every metric under attack, prefixed `attack_`."""
+    was_training = model.training
+    model.eval()
+    try:
+        batches = list(batches)
+        metrics = task_metrics(*predictions(model, forward, batches), regression=task.regression)
+        if attack is not None and attack.enabled:
+            attacked = task_metrics(*predictions(model, forward, batches, attack), regression=task.regression)
+            metrics.update({f"attack_{k}": v for k, v in attacked.items()})
+    finally:
+        model.train(was_training)
+    return metrics

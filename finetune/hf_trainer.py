@@ -1,0 +1,123 @@
+"""A drop-in for `transformers.Trainer` scripts: any core method in a couple of lines.
+
+    from finetune.hf_trainer import AdversarialTrainer
+
+    trainer = AdversarialTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
+                                 adversarial="smart", adversarial_options={"alpha": 1.0})
+    trainer.train()
+
+`training_step` hands each micro-batch to the method, lending it the Trainer's own backward
+(`accelerator.backward`), so mixed precision, gradient accumulation, clipping, the optimizer and the schedule
+stay the Trainer's. Every loss a method builds is a per-micro-batch mean (the task loss from the model's own
+forward, the adversarial terms), so it is divided by the accumulation steps, the Trainer's rule for such
+losses; `num_items_in_batch` is not passed to the model, which would scale the task loss alone. After
+each optimizer step the method hears of it (SMART's momentum teacher moves). The adversarial loss, the norm
+of delta and the skipped count are added to the Trainer's logs.
+
+Limits: FreeAT takes optimizer steps inside a batch, which the Trainer owns, so it is refused; the methods
+that call backward once per pass (FreeLB, YOPO) are refused under DeepSpeed, where accelerate steps the
+engine inside every backward. Everything else works wherever the Trainer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback
+
+from alum.adversarial import ForwardOutput, Method, StepReport, Target, build_method
+from alum.errors import UserError
+
+
+def model_forward(model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
+    """The model's own forward and loss (its problem_type decides cross-entropy or MSE)."""
+    out = model(**batch)
+    return ForwardOutput(out.logits, out.get("loss"))
+
+
+class AdversarialTrainer(Trainer):
+    def __init__(self, *args, adversarial: str = "smart", adversarial_options: dict[str, Any] | None = None,
+                 adversarial_forward: Callable[[nn.Module, dict[str, Any]], ForwardOutput] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method: Method = build_method(adversarial, adversarial_options, source="AdversarialTrainer")
+        if self.method.optimizer_steps:
+            raise UserError(f"AdversarialTrainer: '{adversarial}' takes an optimizer step on every replay of a "
+                            "batch, which transformers.Trainer owns; use `alum finetune --method freeat` instead")
+        if self.method.backward_passes > 1 and self.is_deepspeed_enabled:
+            raise UserError(f"AdversarialTrainer: '{adversarial}' calls backward once per pass, and under DeepSpeed "
+                            "accelerate steps the optimizer inside every backward; use a single-pass method")
+        self.adversarial_forward = adversarial_forward or model_forward
+        config = getattr(self.model, "config", None)
+        regression = config is not None and (config.problem_type == "regression" or config.num_labels == 1)
+        self.target = Target(self.model, self._forward, divergence="mse" if regression else "kl")
+        self._reports: list[StepReport] = []
+        self.add_callback(_MethodHooks(self))
+
+    def _forward(self, model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
+        # The student runs through the wrapped model (DDP and friends synchronise there); SMART's teacher,
+        # a plain copy, runs as it is.
+        if model is self.model and self.model_wrapped is not None:
+            model = self.model_wrapped
+        return self.adversarial_forward(model, batch)
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        if self.accelerator.scaler is not None:  # fp16: ascent gradients are taken at the loss scale
+            self.method.grad_scale = self.accelerator.scaler.get_scale
+        with self.compute_loss_context_manager():
+            report = self.method.step(self.target, inputs, _Backward(self))
+        self._reports.append(report)
+        loss = report.loss if report.loss is not None else 0.0
+        return torch.tensor(loss / self._accumulation(), device=self.args.device)
+
+    def _accumulation(self) -> int:
+        return getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if self._reports and "loss" in logs:  # training logs only, not evaluation ones
+            for key in ("adv_loss", "delta_norm"):
+                values = [getattr(r, key) for r in self._reports if getattr(r, key) is not None]
+                if values:
+                    logs[key] = sum(values) / len(values)
+            logs["adv_skipped"] = self.method.skipped_total
+            self._reports = []
+        super().log(logs, *args, **kwargs)
+
+
+class _Backward:
+    """What the method is lent: the Trainer's backward, scaled for gradient accumulation as the Trainer's own
+    training_step scales it."""
+
+    def __init__(self, trainer: AdversarialTrainer):
+        self.trainer = trainer
+
+    def backward(self, loss: torch.Tensor) -> None:
+        from accelerate.utils import DistributedType
+
+        t = self.trainer
+        kwargs = {}
+        if t.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            kwargs["scale_wrt_gas"] = False  # as Trainer.training_step: the division below is the only one
+        if t.args.n_gpu > 1:
+            loss = loss.mean()
+        t.accelerator.backward(loss / t._accumulation(), **kwargs)
+
+    def optimizer_step(self) -> None:
+        raise RuntimeError("transformers.Trainer owns the optimizer step")  # FreeAT is refused at construction
+
+
+class _MethodHooks(TrainerCallback):
+    """Tells the method how long the run is, and when the optimizer has stepped."""
+
+    def __init__(self, trainer: AdversarialTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer.method.setup(self.trainer.target, state.max_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trainer.method.on_optimizer_step(self.trainer.target, state.global_step)

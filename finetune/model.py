@@ -1,0 +1,160 @@
+"""The model side of a task: loading any local HF encoder directory with a classification head sized for
+the task, checking it belongs with its tokenizer, the forward the perturbation core calls, and the export.
+
+Loading never reaches the network: every path is a local directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alum.adversarial import ForwardOutput
+from alum.errors import UserError
+from finetune.tasks import TaskConfig
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TASK_FILE = "alum_task.json"  # the task spec saved next to an exported model, for `alum evaluate`
+
+
+def check_model_dir(path: str | Path, key: str = "model") -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"model directory '{path}' not found ({key})")
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path}: no config.json, not a Hugging Face model directory ({key})")
+    if not any((path / name).is_file() for name in WEIGHT_FILES):
+        raise UserError(f"{path}: no weights ({' or '.join(WEIGHT_FILES[::2])}) in the model directory ({key})")
+    return path
+
+
+def load_config(path: Path):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}/config.json: cannot be read as a model config: {str(err).splitlines()[0]}") from None
+
+
+def load_tokenizer(path: Path, key: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise UserError(f"{path}: no usable tokenizer ({key}): {str(err).splitlines()[0]}") from None
+    if tokenizer.pad_token_id is None:
+        raise UserError(f"{path}: the tokenizer has no padding token ({key})")
+    return tokenizer
+
+
+def check_pair(tokenizer, config, model_dir: Path, tokenizer_dir: Path, max_len: int, len_key: str) -> None:
+    """A tokenizer that does not belong to the model fails here, not as an index error mid-training."""
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise UserError(f"{tokenizer_dir}: the tokenizer has {len(tokenizer)} tokens but the model in {model_dir} embeds "
+                        f"{vocab} (vocab_size in config.json): the tokenizer does not match the model")
+    pad = getattr(config, "pad_token_id", None)
+    if pad is not None and tokenizer.pad_token_id != pad:
+        raise UserError(f"{tokenizer_dir}: the tokenizer pads with id {tokenizer.pad_token_id} but the model in "
+                        f"{model_dir} with id {pad} (pad_token_id in config.json): the tokenizer does not match the model")
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and max_len > positions:
+        raise UserError(f"{len_key} is {max_len} but the model in {model_dir} has {positions} positions")
+
+
+def load_classifier(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
+    """The encoder with a sequence-classification head for `task`; returns it and the names of the weights
+    that were newly initialised (the head, when the directory holds an encoder or a masked-LM model)."""
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = task.id2label()
+    options = dict(num_labels=task.num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                   problem_type="regression" if task.regression else "single_label_classification")
+    try:
+        with quiet_transformers():  # the caller reports the initialised weights, in one line
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                str(model_dir), local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **options
+            )
+    except (OSError, ValueError) as err:
+        raise UserError(f"{model_dir}: cannot load as a sequence classifier: {str(err).splitlines()[0]}") from None
+    fresh = list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else str(m)
+                                                   for m in info.get("mismatched_keys", [])]
+    return model, sorted(fresh)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No load report and no per-shard progress bar from transformers (one seed after another would repeat them)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def make_forward(model: nn.Module, regression: bool):
+    """forward(model, batch) -> ForwardOutput: the logits (scores for regression) and the task loss in float32."""
+    accepted = set(inspect.signature(model.forward).parameters)
+    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in accepted]
+
+    def forward(m: nn.Module, batch: dict[str, torch.Tensor]) -> ForwardOutput:
+        logits = m(**{k: batch[k] for k in inputs if k in batch}).logits
+        labels = batch.get("labels")
+        if labels is None:
+            return ForwardOutput(logits)
+        if regression:
+            return ForwardOutput(logits, loss_fn=lambda out: F.mse_loss(out.logits.float().squeeze(-1), labels.float()))
+        # Computed when first read, from the float32 log-probabilities the divergences share.
+        return ForwardOutput(logits, loss_fn=lambda out: F.nll_loss(out.log_probs, labels))
+
+    return forward
+
+
+@contextlib.contextmanager
+def full_weights(engine, modify: bool = False):
+    """Every parameter whole on every rank (ZeRO-3 keeps them sharded outside a forward); with `modify`,
+    what rank 0 writes into them is sharded back on exit."""
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        params = list(engine.module.parameters())
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=0 if modify else None):
+            yield
+    else:
+        yield
+
+
+def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Path:
+    """A HF directory that AutoModelForSequenceClassification loads with no code of ours, label names in its
+    config, the tokenizer, and the task spec. Written aside and swapped in by renames, so a kill at any moment
+    leaves one complete copy (`<name>/`, or `<name>.old/` in the instant between the two renames)."""
+    import shutil
+
+    directory = Path(directory)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    with quiet_transformers():
+        model.save_pretrained(str(partial))
+        tokenizer.save_pretrained(str(partial))
+    (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    partial.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory

@@ -1,0 +1,48 @@
+"""Everything a fine-tuning command reads and checks before it trains: the model directory, the tokenizer,
+and both task files. Bad input stops here, with one line naming the file, line or key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from finetune.config import FinetuneConfig
+from finetune.data import Encoded, encode, infer_labels, label_ids, read_split
+from finetune.model import check_model_dir, check_pair, load_config, load_tokenizer
+from finetune.tasks import TaskConfig
+
+
+@dataclass
+class Prepared:
+    cfg: FinetuneConfig
+    task: TaskConfig  # with its labels known (a generic task's read from the training file)
+    model_dir: Path
+    tokenizer: object
+    train: Encoded
+    dev: Encoded
+
+
+def load_model_and_tokenizer(model: str, tokenizer: str | None, max_len: int | None,
+                             len_key: str = "data.max_seq_len") -> tuple[Path, object, int]:
+    """The checked model directory, its tokenizer (the model's own unless `tokenizer` names another), and
+    the sequence length to use (`max_len`, or by default 128 or the model's positions if fewer)."""
+    model_dir = check_model_dir(model)
+    tokenizer_dir = Path(tokenizer) if tokenizer else model_dir
+    tok = load_tokenizer(tokenizer_dir, "tokenizer" if tokenizer else "model")
+    config = load_config(model_dir)
+    if max_len is None:
+        max_len = min(128, getattr(config, "max_position_embeddings", 128))
+    check_pair(tok, config, model_dir, tokenizer_dir, max_len, len_key)
+    return model_dir, tok, max_len
+
+
+def prepare(cfg: FinetuneConfig) -> Prepared:
+    model_dir, tokenizer, max_len = load_model_and_tokenizer(cfg.model, cfg.tokenizer, cfg.data.max_seq_len)
+    task = cfg.task
+    train_split = read_split(cfg.data.train_file, task, "train")
+    dev_split = read_split(cfg.data.dev_file, task, "dev")
+    infer_labels(task, train_split)
+    train_labels, dev_labels = label_ids(task, train_split), label_ids(task, dev_split)  # every row checked
+    train = encode(train_split, train_labels, tokenizer, max_len).subset(cfg.data.train_subset, cfg.data.subset_seed)
+    dev = encode(dev_split, dev_labels, tokenizer, max_len).subset(cfg.data.dev_subset, cfg.data.subset_seed)
+    return Prepared(cfg, task, model_dir, tokenizer, train, dev)

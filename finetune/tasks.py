@@ -1,0 +1,110 @@
+"""What a downstream task is: which columns hold the text and the label, the label set, and the metric.
+
+A task is named after a GLUE preset (`sst2`, `mrpc`, `rte`, `cola`, `stsb`, `wnli`), which fills every field,
+or described field by field for any other dataset (the generic task). Fields set in a config override the
+preset's, so `task: {name: sst2, metric: f1}` is SST-2 judged by F1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from alum.errors import UserError
+
+CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
+REGRESSION_METRICS = ("pearson", "spearman")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "generic"  # a GLUE preset fills the fields left unset below; any other name is a generic task
+    text_columns: list[str] | None = None  # one column (single sentence) or two (sentence pair)
+    label_column: str | None = None
+    # Label values as written in the files; a label's id is its position. Empty for a generic classification
+    # task: the sorted distinct values of the training file.
+    labels: list[str] | None = None
+    label_names: list[str] | None = None  # the names in the exported config's id2label (default: labels)
+    regression: bool | None = None  # a float target (STS-B) instead of a class
+    metric: Literal["accuracy", "f1", "matthews", "pearson", "spearman"] | None = None  # picks the best checkpoint
+    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"  # auto: from the file's suffix
+    quoting: Literal["auto", "none", "standard"] = "auto"  # auto: none for tsv (GLUE's convention), standard for csv
+    column_names: list[str] | None = None  # for files without a header row (CoLA); None: the first row names them
+
+    def validate(self) -> None:
+        preset = GLUE.get(self.name.lower().replace("-", ""))  # "SST-2" and "sst2" name the same preset
+        if preset is not None:  # fill from the preset what the config leaves unset
+            self.name = self.name.lower().replace("-", "")
+            for key, value in preset.items():
+                if getattr(self, key) is None:
+                    setattr(self, key, value)
+        if not self.text_columns:
+            raise ValueError("text_columns: a generic task needs one or two text columns (or name a GLUE preset: "
+                             f"{', '.join(GLUE)})")
+        if len(self.text_columns) > 2:
+            raise ValueError(f"text_columns: at most two (a sentence pair), got {len(self.text_columns)}")
+        if not self.label_column:
+            raise ValueError("label_column: a generic task needs the name of its label column")
+        if self.regression is None:
+            self.regression = False
+        if self.metric is None:
+            self.metric = "pearson" if self.regression else "accuracy"
+        allowed = REGRESSION_METRICS if self.regression else CLASSIFICATION_METRICS
+        if self.metric not in allowed:
+            kind = "regression" if self.regression else "classification"
+            raise ValueError(f"metric: '{self.metric}' does not fit a {kind} task (use {', '.join(allowed)})")
+        if self.regression and self.labels:
+            raise ValueError("labels: a regression task has no label set")
+        if self.labels is not None:
+            self.labels = [str(v) for v in self.labels]
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError("labels: a label is listed twice")
+        if self.label_names is not None and self.labels is not None and len(self.label_names) != len(self.labels):
+            raise ValueError(f"label_names: {len(self.label_names)} names for {len(self.labels)} labels")
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.regression else len(self.labels or [])
+
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.label_names or self.labels or ["score"]))
+
+    def file_format(self, path: str | Path) -> str:
+        if self.format != "auto":
+            return self.format
+        suffix = Path(path).suffix.lower()
+        known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+        if suffix not in known:
+            raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format (tsv, csv, jsonl)")
+        return known[suffix]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# The GLUE tasks as distributed by GLUE's download script (tsv; MRPC's header carries a UTF-8 BOM, read away
+# by the loader). Each with the metric GLUE reports first for it.
+GLUE: dict[str, dict[str, Any]] = {
+    "sst2": dict(text_columns=["sentence"], label_column="label", labels=["0", "1"],
+                 label_names=["negative", "positive"], metric="accuracy"),
+    "mrpc": dict(text_columns=["#1 String", "#2 String"], label_column="Quality", labels=["0", "1"],
+                 label_names=["not_equivalent", "equivalent"], metric="f1"),
+    "rte": dict(text_columns=["sentence1", "sentence2"], label_column="label",
+                labels=["entailment", "not_entailment"], metric="accuracy"),
+    "cola": dict(text_columns=["sentence"], label_column="label", labels=["0", "1"],
+                 label_names=["unacceptable", "acceptable"], metric="matthews",
+                 column_names=["source", "label", "original_label", "sentence"]),
+    "stsb": dict(text_columns=["sentence1", "sentence2"], label_column="score", regression=True, metric="pearson"),
+    "wnli": dict(text_columns=["sentence1", "sentence2"], label_column="label", labels=["0", "1"],
+                 label_names=["not_entailment", "entailment"], metric="accuracy"),
+}
+
+
+def task_from(value: str | dict[str, Any], source: str = "task") -> TaskConfig:
+    """A task from a preset name or a mapping of fields (as saved next to an exported model)."""
+    from alum.config import from_dict
+
+    data = {"name": value} if isinstance(value, str) else value
+    return from_dict(TaskConfig, data, source=source, prefix="task.")

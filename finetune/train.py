@@ -1,0 +1,172 @@
+"""One fine-tuning run: one model, one method, one seed. Reads top to bottom.
+
+build the classifier -> DeepSpeed engine -> Target + method -> per update: the method runs every micro-batch
+(forward, adversarial part, backward), the engine steps -> dev evaluation every epoch (or `eval_every`),
+the best state by the task metric kept -> the best state restored, evaluated clean and under attack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from alum.adversarial import Method, StepReport, Target
+from alum.config import to_dict
+from alum.training import distributed, rng
+from alum.training.engine import EngineTrainer, build_engine
+from alum.training.metrics import MetricsLog
+from finetune.data import Collator, Encoded
+from finetune.evaluate import evaluate
+from finetune.model import full_weights, load_classifier, make_forward
+from finetune.prepare import Prepared
+
+
+@dataclass
+class SeedResult:
+    method: str
+    seed: int
+    best: dict[str, float]  # dev metrics of the best checkpoint, clean and (`attack_*`) under attack
+    best_update: int
+    best_epoch: float
+    updates: int
+    seconds_per_update: float  # median wall time of an update (robust to other work on the machine)
+    adv_seconds_per_update: float  # the part of it the method spent on the adversarial term
+    skipped: int  # adversarial terms dropped for a non-finite ascent gradient
+    initialised: list[str]  # weights the model directory did not hold (the new classification head)
+    history: list[dict[str, float]] = field(default_factory=list)  # {"update", "epoch", dev metrics} per evaluation
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Run:
+    """One method ready to train: the engine around a fresh classifier, the Target and method, and the
+    trainer that lends the engine to the method."""
+
+    engine: Any
+    target: Target
+    method: Method
+    trainer: EngineTrainer
+    forward: Callable
+    initialised: list[str]
+    per_epoch: int  # updates per epoch
+    total: int  # updates of the run
+
+
+def build_run(prep: Prepared, method_name: str, seed: int) -> Run:
+    cfg, task = prep.cfg, prep.task
+    rng.seed_everything(seed)  # before the model: the new head is drawn from this seed
+    model, initialised = load_classifier(prep.model_dir, task)
+    if initialised and distributed.is_main():
+        tqdm.write(f"{prep.model_dir}: newly initialised (not in the directory): {', '.join(initialised)}")
+    forward = make_forward(model, task.regression)
+    method = cfg.adversarial.build(method_name)
+    per_update = cfg.engine.micro_batch_size * cfg.engine.grad_accum * distributed.world_size()
+    per_epoch = max(1, math.ceil(len(prep.train) / per_update))
+    total = cfg.train.max_steps or cfg.train.epochs * per_epoch
+    # FreeAT steps the optimizer on every replay: the schedule and SMART's teacher count those steps.
+    optimizer_steps = total * max(1, method.optimizer_steps)
+    engine = build_engine(model, cfg.optim, cfg.engine, optimizer_steps)
+    target = Target(engine.module, forward, divergence="mse" if task.regression else "kl")
+    method.setup(target, optimizer_steps)
+    return Run(engine, target, method, EngineTrainer(engine, method, target), forward, initialised, per_epoch, total)
+
+
+def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
+               on_best: Callable[[SeedResult, nn.Module], None] | None = None) -> SeedResult:
+    cfg, task = prep.cfg, prep.task
+    run = build_run(prep, method_name, seed)
+    engine, trainer, forward, per_epoch, total = run.engine, run.trainer, run.forward, run.per_epoch, run.total
+    collate = Collator(prep.tokenizer, task.regression)
+    train_batches = batches_forever(prep.train, cfg.engine.micro_batch_size, seed, collate)
+    dev_batches = DataLoader(prep.dev, batch_size=cfg.train.eval_batch_size, collate_fn=collate)
+    grad_accum = cfg.engine.grad_accum
+
+    wandb = dataclasses.replace(cfg.wandb, name=f"{cfg.wandb.name or task.name}-{method_name}-seed{seed}")
+    log = MetricsLog(out_dir, wandb, {**to_dict(cfg), "method": method_name, "seed": seed})
+    eval_every = cfg.train.eval_every or per_epoch
+    best: dict[str, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_update, history, seconds, adv_seconds = 0, [], [], []
+    bar = tqdm(total=total, desc=f"{method_name} seed {seed}", disable=not distributed.is_main(), dynamic_ncols=True)
+
+    for update in range(1, total + 1):
+        micro_batches = [to_device(next(train_batches), engine.device) for _ in range(grad_accum)]
+        engine.train()
+        started = time.perf_counter()
+        reports, _ = trainer.update(micro_batches)
+        seconds.append(time.perf_counter() - started)
+        adv_seconds.append(sum(r.adv_seconds for r in reports))
+        bar.update()
+        if update % cfg.train.log_every == 0 or update == total:
+            lr = engine.optimizer.param_groups[0]["lr"]
+            log.log(update, {**report_means(reports), "lr": lr, "seconds": seconds[-1],
+                             "epoch": update / per_epoch}, console=False)
+            bar.set_postfix(loss=f"{report_means(reports)['loss']:.4f}")
+
+        if update % eval_every == 0 or update == total:
+            metrics = evaluate(engine.module, forward, dev_batches, task)
+            history.append({"update": update, "epoch": update / per_epoch, **metrics})
+            log.log(update, {"epoch": round(update / per_epoch, 3), **{f"dev_{k}": v for k, v in metrics.items()}})
+            if best is None or metrics[task.metric] > best[task.metric]:
+                best, best_update = metrics, update
+                with full_weights(engine):
+                    best_state = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+    bar.close()
+
+    # The best checkpoint, judged once more: clean, and under the embedding attack.
+    with full_weights(engine, modify=True):
+        engine.module.load_state_dict(best_state)
+    final = evaluate(engine.module, forward, dev_batches, task, cfg.attack)
+    log.log(total, {"best_update": best_update, **{f"best_{k}": v for k, v in final.items()}})
+    log.close()
+    warm = seconds[3:] if len(seconds) > 6 else seconds  # the first updates pay for warm-up
+    result = SeedResult(
+        method=method_name, seed=seed, best=final, best_update=best_update, best_epoch=best_update / per_epoch,
+        updates=total, seconds_per_update=statistics.median(warm),
+        adv_seconds_per_update=statistics.median(adv_seconds[len(adv_seconds) - len(warm):]),
+        skipped=run.method.skipped_total, initialised=run.initialised, history=history,
+    )
+    if on_best is not None:
+        with full_weights(engine):
+            on_best(result, engine.module)
+    engine.destroy()  # the next seed builds its own engine in this process
+    return result
+
+
+def batches_forever(dataset: Encoded, batch_size: int, seed: int, collate: Collator) -> Iterator[dict]:
+    """Shuffled micro-batches, epoch after epoch; each rank draws its own share of every epoch."""
+    sampler = DistributedSampler(dataset, num_replicas=distributed.world_size(), rank=distributed.rank(),
+                                 shuffle=True, seed=seed)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    for epoch in itertools.count():
+        sampler.set_epoch(epoch)
+        yield from loader
+
+
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def report_means(reports: list[StepReport]) -> dict[str, float | None]:
+    """The micro-batches' reports of one update, averaged (skipped terms summed)."""
+    out: dict[str, float | None] = {}
+    for key in ("loss", "adv_loss", "delta_norm", "grad_norm"):
+        values = [getattr(r, key) for r in reports if getattr(r, key) is not None]
+        out[key] = sum(values) / len(values) if values else None
+    out["skipped"] = sum(r.skipped for r in reports)
+    out["adv_seconds"] = sum(r.adv_seconds for r in reports)
+    return out

@@ -1,0 +1,118 @@
+"""`alum finetune` and `alum evaluate` end to end on a tiny BERT built here: seeds, method comparison,
+the summary, the exported best checkpoint, and robustness evaluation of one or two models."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from alum.cli import main
+from alum.training.metrics import read_metrics
+from finetune_support import model_dir, sst2_subset, write_tsv  # noqa: F401  (model_dir is a fixture)
+
+TINY = ["train.eval_every=3", "train.log_every=1", "engine.micro_batch_size=16", "optim.lr=1e-3",
+        "data.max_seq_len=32", "train.eval_batch_size=32"]
+
+
+def finetune(tmp_path, model_dir, *extra, train=64, dev=32, name="out"):
+    train_file, dev_file = sst2_subset(tmp_path, train, dev)
+    out = tmp_path / name
+    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir),
+                 "--train-file", str(train_file), "--dev-file", str(dev_file), "--output", str(out), *TINY, *extra])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, model_dir):
+    """none and smart, two seeds each, six updates: the run the tests below read."""
+    tmp = tmp_path_factory.mktemp("compare")
+    return finetune(tmp, model_dir, "--method", "none,smart", "--seeds", "2", "--max-steps", "6")
+
+
+def test_comparison_summary_has_every_seed_mean_and_std(compared):
+    summary = json.loads((compared / "metrics.json").read_text())
+    assert set(summary["methods"]) == {"none", "smart"} and summary["metric"] == "accuracy"
+    for name, s in summary["methods"].items():
+        assert s["method"] == name and s["seeds"] == [1, 2] and set(s["per_seed"]) == {"1", "2"}
+        values = list(s["per_seed"].values())
+        assert s["mean"] == pytest.approx(sum(values) / 2)
+        assert s["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5)
+        assert s["best_seed"] in (1, 2) and s["per_seed"][str(s["best_seed"])] == max(values)
+        assert {"attack_accuracy", "seconds_per_update"} <= set(s["figures"])
+        assert json.loads((compared / name / "metrics.json").read_text()) == s
+    assert summary["time_vs_none"]["none"] == 1.0
+    assert (compared / "dev_accuracy_per_epoch.png").stat().st_size > 0
+    assert (compared / "config.yaml").is_file()
+
+
+def test_seed_logs_hold_training_and_dev_records(compared):
+    records = read_metrics(compared / "smart" / "seed-1" / "metrics.jsonl")
+    train = [r for r in records if "loss" in r]
+    dev = [r for r in records if "dev_accuracy" in r]
+    assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
+    assert all(r["adv_loss"] is not None and r["delta_norm"] > 0 for r in train)  # SMART's term is on
+    assert [r["step"] for r in dev] == [3, 6]
+    assert "best_attack_accuracy" in records[-1]
+
+
+def test_best_checkpoint_loads_with_plain_transformers_and_label_names(compared):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    best = compared / "smart" / "best"
+    model = AutoModelForSequenceClassification.from_pretrained(str(best))
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.label2id == {"negative": 0, "positive": 1}
+    tokenizer = AutoTokenizer.from_pretrained(str(best))
+    with torch.no_grad():
+        assert model(**tokenizer(["a good film"], return_tensors="pt")).logits.shape == (1, 2)
+
+
+def test_same_seed_same_run_and_seeds_differ(compared, tmp_path, model_dir):
+    again = finetune(tmp_path, model_dir, "--method", "smart", "--seeds", "1", "--max-steps", "6")
+    first = [r["loss"] for r in read_metrics(compared / "smart" / "seed-1" / "metrics.jsonl") if "loss" in r]
+    repeat = [r["loss"] for r in read_metrics(again / "seed-1" / "metrics.jsonl") if "loss" in r]
+    other = [r["loss"] for r in read_metrics(compared / "smart" / "seed-2" / "metrics.jsonl") if "loss" in r]
+    assert first == repeat
+    assert first != other
+
+
+def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_path, capsys):
+    dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
+    none, smart = str(compared / "none" / "best"), str(compared / "smart" / "best")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-eps", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model"] == smart and result["task"] == "sst2" and result["examples"] == 8
+    assert 0 <= result["attack_accuracy"] <= 1 and result["attack"]["eps"] == 0.5
+    assert main(["evaluate", "--model", none, smart, "--file", str(dev), "--task", "sst2", "--no-attack"]) == 0
+    both = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(both["models"]) == {none, smart} and "attack_accuracy" not in both["models"][none]
+
+
+def test_a_task_that_can_be_learned_is_learned(tmp_path, model_dir):
+    """Sentiment by one cue word: the tiny model must get it, with plain training and with SMART."""
+    rng = random.Random(0)
+    filler = "the a film story plot it is was and of this movie".split()
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            label = rng.randint(0, 1)
+            words = rng.sample(filler, 4) + [("great" if label else "dull")]  # both in the tiny vocabulary
+            rng.shuffle(words)
+            out.append([" ".join(words), label])
+        return out
+
+    train = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows(256))
+    dev = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], rows(64))
+    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir), "--train-file",
+                 str(train), "--dev-file", str(dev), "--output", str(tmp_path / "out"), "--method", "none,smart",
+                 "--seeds", "1", "--max-steps", "60", "--attack-eps", "0", *TINY, "train.eval_every=20", "optim.lr=3e-3"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    for name in ("none", "smart"):
+        assert summary["methods"][name]["mean"] >= 0.9, name

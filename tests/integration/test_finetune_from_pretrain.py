@@ -1,0 +1,23 @@
+"""The stages join: what `alum pretrain` exports is a model directory `alum finetune` takes as it is."""
+
+from __future__ import annotations
+
+import json
+
+from alum.cli import main
+from finetune_support import sst2_subset
+from pretrain import train as pretrain_train
+from test_pretrain import small_corpus, tiny_config  # noqa: F401  (small_corpus is a fixture)
+
+
+def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):
+    export = pretrain_train.run(tiny_config(tmp_path, tokenizer_dir, small_corpus))["export"]
+    train, dev = sst2_subset(tmp_path, 32, 16)
+    out = tmp_path / "finetuned"
+    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(export), "--train-file",
+                 str(train), "--dev-file", str(dev), "--output", str(out), "--seeds", "1", "--max-steps", "2",
+                 "data.max_seq_len=32", "engine.micro_batch_size=8"])
+    assert code == 0
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["method"] == "smart" and 0 <= summary["mean"] <= 1
+    assert any(name.startswith("classifier") for name in summary["initialised"])  # a new head on the MLM body

@@ -1,0 +1,67 @@
+"""The embedding-space PGD attack used for robustness: it stays in its ball, spares padding, and hurts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alum.adversarial import Target
+from alum.adversarial import functional as AF
+from finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
+from finetune.tasks import task_from
+from conftest import classification_forward, make_batch, tiny_classifier
+
+
+def loss_at(target, batch, delta):
+    with torch.no_grad(), target.perturbation.applied(delta):
+        return float(target(batch).loss)
+
+
+@pytest.mark.parametrize("norm, level", [("l2", "token"), ("l2", "example"), ("linf", "token")])
+def test_attack_stays_in_its_ball_and_is_zero_at_padding(norm, level):
+    model = tiny_classifier("bert").eval()
+    target = Target(model, classification_forward)
+    batch = make_batch(1)
+    attack = AttackConfig(eps=0.05, steps=4, norm=norm, level=level)
+    delta = attack_delta(target, batch, attack)
+    assert float(AF.norm(delta, norm, level).max()) <= 0.05 + 1e-6
+    padding = batch["attention_mask"] == 0
+    assert delta[padding].abs().max() == 0 and delta[~padding].abs().max() > 0
+
+
+def test_attack_raises_the_loss_more_than_random_noise_of_its_size():
+    model = tiny_classifier("roberta").eval()
+    target = Target(model, classification_forward)
+    for seed in range(5):
+        batch = make_batch(seed)
+        delta = attack_delta(target, batch, AttackConfig(eps=0.05, steps=3))
+        noise = torch.randn_like(delta) * AF.token_mask(batch["attention_mask"], delta.shape, delta.device)
+        noise = noise / AF.norm(noise, "l2", "token").clamp_min(1e-12) * AF.norm(delta, "l2", "token")
+        clean = loss_at(target, batch, torch.zeros_like(delta))
+        assert loss_at(target, batch, delta) > max(clean, loss_at(target, batch, noise))
+
+
+def test_attack_lowers_accuracy_and_zero_eps_changes_nothing():
+    torch.manual_seed(0)
+    model = tiny_classifier("bert", num_labels=2)
+    batches = [make_batch(s, batch=8, num_labels=2) for s in range(4)]
+    # Make the gold labels the model's own predictions: clean accuracy 1, so any drop is the attack's.
+    for b in batches:
+        with torch.no_grad():
+            b["labels"] = classification_forward(model.eval(), b).logits.argmax(-1)
+    model.train()
+    task = task_from("sst2")
+    clean = evaluate(model, classification_forward, batches, task)
+    assert clean["accuracy"] == 1.0 and "attack_accuracy" not in clean
+    none = evaluate(model, classification_forward, batches, task, AttackConfig(eps=0.0))
+    assert none["attack_accuracy"] == 1.0
+    attacked = evaluate(model, classification_forward, batches, task, AttackConfig(eps=0.5, steps=5))
+    assert attacked["attack_accuracy"] < 0.5 and attacked["accuracy"] == 1.0
+    assert model.training  # evaluate restores the mode it found
+
+
+def test_predictions_collect_every_batch_in_order():
+    model = tiny_classifier("bert").eval()
+    batches = [make_batch(s) for s in range(3)]
+    logits, gold = predictions(model, classification_forward, batches)
+    assert logits.shape == (12, 3) and list(gold) == [int(x) for b in batches for x in b["labels"]]

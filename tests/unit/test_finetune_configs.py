@@ -1,0 +1,52 @@
+"""Every shipped finetune preset is valid: its task resolves, every method option it sets is a real option,
+and the presets whose data the repo embeds read that data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alum.errors import UserError
+from finetune.config import load_finetune_config
+from finetune.prepare import prepare
+from finetune.tasks import GLUE
+from finetune_support import REPO, model_dir  # noqa: F401  (model_dir is a fixture)
+
+PRESETS = sorted((REPO / "configs" / "finetune").glob("*.yaml"))
+
+
+def test_there_is_a_preset_per_glue_task_and_a_generic_one():
+    assert {p.stem for p in PRESETS} == {*GLUE, "generic"}
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
+def test_preset_loads_and_every_method_option_is_known(path):
+    cfg = load_finetune_config(str(path), ["model=some/dir"])
+    if path.stem in GLUE:
+        assert cfg.task.name == path.stem and cfg.task.metric == GLUE[path.stem]["metric"]
+        assert Path(cfg.data.train_file).parent.name.replace("-", "").lower() == path.stem
+    assert cfg.adversarial.method == "smart"
+    smart = cfg.adversarial.build("smart")
+    assert smart.config.alpha == 1.0 and smart.config.mu == 1.0  # lambda_s and mu of the SMART paper
+    for name in cfg.adversarial.options:
+        cfg.adversarial.build(name)
+    if "alum" in cfg.adversarial.options:
+        assert cfg.adversarial.build("alum").config.alpha == 1.0  # ALUM's fine-tuning weight, not pretraining's 10
+    assert cfg.attack.eps > 0 and cfg.train.seeds == 3
+
+
+@pytest.mark.parametrize("name", ["sst2", "generic"])
+def test_presets_on_embedded_data_read_it(name, model_dir, monkeypatch):
+    monkeypatch.chdir(REPO)  # presets name the embedded data relative to the repository
+    cfg = load_finetune_config(f"configs/finetune/{name}.yaml", [f"model={model_dir}", "data.max_seq_len=32",
+                                                                 "data.train_subset=100"])
+    prep = prepare(cfg)
+    assert len(prep.train) == 100 and len(prep.dev) == 872 and prep.task.id2label()[1] == "positive"
+
+
+def test_overrides_are_checked_against_the_schema():
+    with pytest.raises(UserError, match="unknown key 'train.epoch' \\(did you mean 'epochs'\\?\\)"):
+        load_finetune_config(str(PRESETS[0]), ["model=x", "train.epoch=2"])
+    with pytest.raises(UserError, match="task.metric: 'matthews' does not fit a regression task"):
+        load_finetune_config(str(REPO / "configs" / "finetune" / "stsb.yaml"), ["model=x", "task.metric=matthews"])

@@ -23,8 +23,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("quickstart", help="run the whole pipeline on the embedded samples (a few minutes on a CPU)")
     p.add_argument("--output", default="runs/quickstart", help="output directory (default: runs/quickstart)")
     p.add_argument("--overwrite", action="store_true", help="replace a directory that is not an earlier quickstart")
-    p.add_argument("--pretrain-steps", type=int, default=300, help="pretraining steps, half of them ALUM (300)")
-    p.add_argument("--finetune-epochs", type=int, default=2, help="SMART fine-tuning epochs (2)")
+    p.add_argument("--pretrain-steps", type=int, default=600, help="pretraining steps, half of them ALUM (600)")
+    p.add_argument("--finetune-epochs", type=int, default=3, help="SMART fine-tuning epochs (3)")
     p.set_defaults(run=run)
 
 
@@ -54,7 +54,7 @@ def run(args) -> int:
 
         cfg = load_config(PretrainConfig, REPO / "configs/pretrain/tiny.yaml", [
             f"data.tokenizer={out / 'tokenizer'}", f"data.files=[{CORPUS}]", f"output={out / 'pretrain'}",
-            f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}",
+            f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}", "optim.lr=2e-3",
             f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"])
         final = pretrain(cfg)
         steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),

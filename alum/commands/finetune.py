@@ -15,6 +15,7 @@ FLAGS = {
     "train.max_steps": ("--max-steps", int, "N", "optimizer updates per run (replaces epochs)"),
     "attack.eps": ("--attack-eps", float, "EPS", "radius of the embedding attack in the final evaluation"),
     "attack.steps": ("--attack-steps", int, "K", "steps of the embedding attack"),
+    "engine.deepspeed": ("--deepspeed", str, "JSON", "a DeepSpeed config: ZeRO stage, offload (configs/deepspeed/)"),
 }
 
 

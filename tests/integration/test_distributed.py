@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from alum.adversarial import METHODS
+from finetune_support import model_dir, sst2_subset  # noqa: F401  (model_dir is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
@@ -190,3 +191,15 @@ def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, 
     latest = sorted(p for p in (run / "checkpoints").iterdir() if not p.name.endswith(".partial"))[-1]
     assert (latest / "state.pt").is_file() and (latest / "engine").is_dir()
     assert torch.load(latest / "state.pt", weights_only=False)["world_size"] == 2
+
+
+def test_finetune_runs_under_the_launcher_in_two_processes(model_dir, tmp_path):
+    train, dev = sst2_subset(tmp_path, 64, 32)
+    out = tmp_path / "ft"
+    result = two("finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir), "--train-file",
+                 str(train), "--dev-file", str(dev), "--output", str(out), "--seeds", "1", "--max-steps", "4",
+                 "data.max_seq_len=32", "engine.micro_batch_size=8", "--deepspeed", "configs/deepspeed/zero2.json")
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["method"] == "smart" and 0 <= summary["mean"] <= 1
+    assert (out / "best" / "config.json").is_file()
+    assert result.stdout.count("summary:") == 1  # rank 0 alone reports

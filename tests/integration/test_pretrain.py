@@ -255,3 +255,23 @@ def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
     pretrain_train.run(cfg)
     runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "deberta-v2", "electra", "distilbert"])
+def test_mlm_forward_scores_masked_positions_only(family):
+    """The LM head sees the masked positions alone: its logits are exactly the full model's logits there, so
+    every divergence and the loss count masked positions only."""
+    from conftest import make_batch, tiny_mlm
+
+    from pretrain.data import with_mlm_index
+    from pretrain.mlm import mlm_forward
+
+    model = tiny_mlm(family).eval()
+    batch = with_mlm_index(make_batch(0, mlm=True))
+    picked = batch["labels"] != -100
+    out = mlm_forward(model, batch)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert out.logits.shape == (int(picked.sum()), full.shape[-1])
+    torch.testing.assert_close(out.logits, full[picked])
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(full[picked], batch["labels"][picked]))

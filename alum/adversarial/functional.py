@@ -58,8 +58,9 @@ class _SymmetricKL(torch.autograd.Function):
     Its gradient is softmax(a) - softmax(b) for a and the opposite for b, so only that difference is kept."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
-        log_a, log_b = torch.log_softmax(a, dim=-1), torch.log_softmax(b, dim=-1)
+    def forward(ctx, a: Tensor, b: Tensor, log_a: Tensor | None) -> Tensor:
+        log_a = torch.log_softmax(a, dim=-1) if log_a is None else log_a
+        log_b = torch.log_softmax(b, dim=-1)
         diff_p = log_a.exp() - log_b.exp()
         value = (diff_p * (log_a - log_b)).sum()
         ctx.save_for_backward(diff_p)
@@ -69,7 +70,7 @@ class _SymmetricKL(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (diff_p,) = ctx.saved_tensors
         g = diff_p * grad
-        return g, -g
+        return g, -g, None
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -85,13 +86,15 @@ def kl_to_fixed(logits: Tensor, log_q: Tensor, reduction: str = "mean") -> Tenso
     return total if reduction == "sum" else total / rows.shape[0]
 
 
-def symmetric_kl(a: Tensor, b: Tensor) -> Tensor:
+def symmetric_kl(a: Tensor, b: Tensor, log_a: Tensor | None = None) -> Tensor:
     """KL(sg(b) || a) + KL(sg(a) || b) between logit tensors, averaged over rows, each side detaching the
-    other (the official ALUM/SMART loss); the same value and gradients as `kl(b.detach(), a) + kl(a.detach(), b)`."""
+    other (the official ALUM/SMART loss); the same value and gradients as `kl(b.detach(), a) + kl(a.detach(), b)`.
+    `log_a`, a's log-probabilities when they were computed already (for the task loss), saves a log-softmax."""
     ra, rb = _rows(a), _rows(b)
     if ra.shape[0] == 0:
         return a.sum() * 0 + b.sum() * 0
-    return _SymmetricKL.apply(ra, rb) / ra.shape[0]
+    cached = None if log_a is None else _rows(log_a).detach()
+    return _SymmetricKL.apply(ra, rb, cached) / ra.shape[0]
 
 
 def kl_log(log_p: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:

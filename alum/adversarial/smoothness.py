@@ -35,7 +35,7 @@ def _moving_to_fixed(kind: str, moving: ForwardOutput, fixed: ForwardOutput, red
 def _symmetric(kind: str, a: ForwardOutput, b: ForwardOutput) -> Tensor:
     """D(a||b) + D(b||a), each term's target detached (for MSE: the squared error, gradient to both)."""
     if kind == "kl":
-        return AF.symmetric_kl(a.logits, b.logits)
+        return AF.symmetric_kl(a.logits, b.logits, log_a=a.cached_log_probs)
     return AF.mse(a.logits, b.logits)
 
 

@@ -30,6 +30,11 @@ class ForwardOutput:
         return self._loss
 
     @property
+    def cached_log_probs(self) -> Tensor | None:
+        """The log-probabilities if some earlier use computed them, else None (nothing is computed)."""
+        return self._log_probs
+
+    @property
     def log_probs(self) -> Tensor:
         if self._log_probs is None:
             self._log_probs = torch.log_softmax(self.logits.float(), dim=-1)

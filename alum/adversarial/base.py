@@ -163,6 +163,9 @@ def build_method(name: str, options: dict[str, Any] | None = None, source: str =
     if name not in METHODS:
         raise UserError(f"{source}: unknown method '{name}' (known: {', '.join(METHODS)})")
     cls = METHODS[name]
+    if options and not dataclasses.fields(cls.Config):
+        raise UserError(f"{source}: method '{name}' takes no options, but {sorted(options)} are set (clear them: "
+                        f"{source}={{}})")
     return cls(from_dict(cls.Config, options or {}, source=source, prefix=f"{name}."))
 
 

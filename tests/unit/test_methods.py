@@ -314,6 +314,9 @@ def test_unknown_method_and_unknown_option_are_one_line_errors():
         build_method("alum", {"alpah": 1.0})
     with pytest.raises(UserError, match="'pgd.steps' expects int"):
         build_method("pgd", {"steps": "many"})
+    # a preset's ALUM options left behind when switching to the baseline: say how to clear them
+    with pytest.raises(UserError, match=r"method 'none' takes no options.*adversarial.options=\{\}"):
+        build_method("none", {"alpha": 10.0}, source="adversarial.options")
 
 
 def test_supervised_method_without_labels_is_a_clear_error():
@@ -324,7 +327,9 @@ def test_supervised_method_without_labels_is_a_clear_error():
         build_method("fgm").step(Target(model, classification_forward), batch, RecordingTrainer(model))
 
 
-def test_closed_form_kl_gradients_match_autograd():
+@pytest.mark.parametrize("chunk", [AF.CHUNK_ELEMENTS, 20])  # one chunk; chunks of one row
+def test_closed_form_kl_gradients_match_autograd(monkeypatch, chunk):
+    monkeypatch.setattr(AF, "CHUNK_ELEMENTS", chunk)
     g = torch.Generator().manual_seed(3)
     a = torch.randn(6, 11, generator=g, requires_grad=True)
     b = torch.randn(6, 11, generator=g, requires_grad=True)

@@ -41,6 +41,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
     standard = build_method("none")
     adversary = build_method(cfg.adversarial.method, cfg.adversarial.options, source="adversarial.options")
+    if adversary.name == "none":
+        switch = cfg.max_steps  # standard MLM throughout: no adversarial phase to log, plot or mark
     if adversary.optimizer_steps and cfg.engine.grad_accum > 1:
         raise UserError(f"method '{adversary.name}' steps the optimizer on every replay: set engine.grad_accum=1")
     if cfg.data.tokenizer is None:
@@ -148,7 +150,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     if distributed.is_main():
         records = read_metrics(output / "metrics.jsonl")
         png = plots.loss_curve(records, output / "loss_curve.png", switch if switch < cfg.max_steps else None,
-                               f"MLM pretraining, {adversary.name} from step {switch}")
+                               f"MLM pretraining, {adversary.name} from step {switch}" if switch < cfg.max_steps
+                               else "MLM pretraining")
         final = {"step": step, "export": str(export), "loss_curve": str(png),
                  **{k: v for r in records for k, v in r.items() if k.startswith("val_")}}
         (output / "final_metrics.json").write_text(json.dumps(final, indent=2))

@@ -3,6 +3,7 @@ trace, checkpoints survive failures and SIGTERM, bad input stops before training
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -245,6 +246,14 @@ def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_c
     assert pretrain_train.run(stream)["step"] == 3
     words = tiny_config(tmp_path / "w", tokenizer_dir, small_corpus, max_steps=3, **{"masking.whole_word": "true"})
     assert pretrain_train.run(words)["step"] == 3
+
+
+def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, small_corpus):
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=4,
+                      **{"adversarial.method": "none", "adversarial.options": "{}"})
+    pretrain_train.run(cfg)
+    rows = [json.loads(line) for line in (Path(cfg.output) / "metrics.jsonl").read_text().splitlines()]
+    assert {r["phase"] for r in rows if "phase" in r} == {"standard"}
 
 
 def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):

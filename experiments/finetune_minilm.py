@@ -5,6 +5,7 @@ fine-tuned on GLUE tasks with none, fgm, pgd, freelb and smart, three seeds each
     python experiments/finetune_minilm.py run rte
     python experiments/finetune_minilm.py timing sst2          # seconds per update, the methods side by side
     python experiments/finetune_minilm.py report sst2 rte      # the tables and plots for docs/finetune-evidence.md
+    python experiments/finetune_minilm.py plot sst2 sst2-eps0.1 --to docs/finetune-sst2-dev-accuracy.png
 
 `run` prints the exact `alum finetune` command and runs it with one CPU thread: on a machine shared with
 other work, two OpenMP threads that spin-wait made a step up to six times slower and its time meaningless
@@ -145,6 +146,31 @@ def report(args) -> int:
     return 0
 
 
+def plot(args) -> int:
+    """One picture of a task's runs from several output directories: the dev metric at each evaluation,
+    the mean over seeds, one line per method (a directory's name other than the task labels its lines)."""
+    import statistics
+
+    from alum.training.plots import metric_per_epoch
+
+    series, metric = {}, None
+    for name in args.runs:
+        for path in sorted((Path(args.out) / name).glob("*/metrics.json")):
+            metric = json.loads(path.read_text())["metric"]
+            seeds = []
+            for log in sorted(path.parent.glob("seed-*/metrics.jsonl")):
+                rows = [json.loads(line) for line in log.read_text().splitlines()]
+                seeds.append([(r["epoch"], r[f"dev_{metric}"]) for r in rows if f"dev_{metric}" in r])
+            label = path.parent.name + ("" if name == args.runs[0] else f" ({name.split('-', 1)[-1]})")
+            series[label] = [(p[0][0], statistics.fmean(v for _, v in p)) for p in zip(*seeds)]
+    if not series:
+        print("no finished runs to plot")
+        return 1
+    written = metric_per_epoch(series, args.to, f"dev {metric}", f"{args.runs[0]}: dev {metric}, mean of the seeds")
+    print(f"wrote {written}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -167,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("tasks", nargs="+", help="output subdirectories (task names, or --name of a run)")
     p.add_argument("--out", default=str(REPO / "runs" / "evidence"))
     p.set_defaults(go=report)
+    g = sub.add_parser("plot")
+    g.add_argument("runs", nargs="+", help="output subdirectories of one task (e.g. sst2 sst2-eps0.1)")
+    g.add_argument("--to", required=True, help="the PNG to write")
+    g.add_argument("--out", default=str(REPO / "runs" / "evidence"))
+    g.set_defaults(go=plot)
     args = parser.parse_args(argv)
     return args.go(args)
 

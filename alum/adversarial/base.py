@@ -85,18 +85,26 @@ class Method:
 
     # Helpers shared by the methods.
 
+    @property
+    def site(self) -> str:
+        """Where delta enters (see EmbeddingPerturbation): a method's `site` option, else the word embeddings."""
+        return getattr(self.config, "site", "words")
+
+    def delta_shape(self, target: Target, batch: dict[str, Tensor]) -> torch.Size:
+        return target.perturbation.shape(batch["input_ids"], self.site)
+
     def clean_forward(self, target: Target, batch: dict[str, Tensor], delta: Tensor | None = None) -> ForwardOutput:
         if delta is None:
             out = target(batch)
         else:
-            with target.perturbation.applied(delta):
+            with target.perturbation.applied(delta, self.site):
                 out = target(batch)
         if self.needs_labels and out.loss is None:
             raise UserError(f"method '{self.name}' needs labels, but the batch has none")
         return out
 
     def perturbed(self, target: Target, batch: dict[str, Tensor], delta: Tensor) -> ForwardOutput:
-        with target.perturbation.applied(delta):
+        with target.perturbation.applied(delta, self.site):
             return target(batch)
 
     def ascent_grad(self, objective: Tensor, delta: Tensor, retain_graph: bool = False) -> Tensor | None:
@@ -117,7 +125,7 @@ class Method:
 
     def zeros(self, target: Target, batch: dict[str, Tensor]) -> Tensor:
         ids = batch["input_ids"]
-        return torch.zeros(target.perturbation.shape(ids), device=ids.device, requires_grad=True)
+        return torch.zeros(target.perturbation.shape(ids, self.site), device=ids.device, requires_grad=True)
 
     def report(
         self,

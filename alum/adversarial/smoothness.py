@@ -97,6 +97,9 @@ class SmoothnessConfig:
     # published results; eps unused). project: delta stays in the eps-ball (the papers' formulas).
     constraint: Literal["normalize", "project"] = "normalize"
     eps: float = 1e-5
+    # embeddings: the embedding block's output, after LayerNorm (the official code, where a unit-norm delta
+    # is on the activations' scale); words: the raw word embeddings, where it can drown the token.
+    site: Literal["embeddings", "words"] = "embeddings"
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -111,7 +114,7 @@ class _Smoothness(Method):
     ) -> tuple[Tensor | None, Tensor | None]:
         """delta after K ascent steps on KL(adv || sg(clean)), and the last ascent gradient."""
         c = self.config
-        delta = torch.randn(target.perturbation.shape(batch["input_ids"]), device=mask.device) * c.sigma * mask
+        delta = torch.randn(self.delta_shape(target, batch), device=mask.device) * c.sigma * mask
         grad = None
         for _ in range(c.steps):
             delta.requires_grad_()
@@ -144,7 +147,7 @@ class ALUM(_Smoothness):
     def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
         clean = self.clean_forward(target, batch)
         started = time.perf_counter()
-        mask = self.mask_of(batch, target.perturbation.shape(batch["input_ids"]), clean.logits.device)
+        mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
         adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
         if adv_loss is None:
             trainer.backward(clean.loss)
@@ -185,7 +188,7 @@ class SMART(_Smoothness):
         c = self.config
         clean = self.clean_forward(target, batch)
         started = time.perf_counter()
-        mask = self.mask_of(batch, target.perturbation.shape(batch["input_ids"]), clean.logits.device)
+        mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
         with torch.no_grad(), _autocast_like(target.model):
             anchor = target.forward(self.teacher.model, batch)
         proximal = _bregman(target.divergence, clean, anchor)

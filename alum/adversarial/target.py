@@ -45,10 +45,16 @@ ForwardFn = Callable[[nn.Module, dict[str, Tensor]], ForwardOutput]
 
 
 class EmbeddingPerturbation:
-    """Adds delta to the output of the model's input-embedding module, through a forward hook.
+    """Adds delta where a method asks, through a forward hook, at one of two sites:
 
-    The hook works for every HF encoder family and never edits weights (which would do nothing under
-    ZeRO), and delta enters before positions and LayerNorm are added, exactly once.
+    - "words": the output of the model's input-embedding module (the word embeddings), before positions and
+      LayerNorm are added. FGM, PGD and FreeLB perturb here, as their reference code does.
+    - "embeddings": the output of the embedding block (words + positions + token types, LayerNorm, dropout):
+      what the official ALUM/SMART code perturbs. Its unit-norm delta is on the scale of these normalised
+      activations, whereas raw word embeddings are often 10-50x smaller.
+
+    A hook works for every HF encoder family and never edits weights (which would do nothing under ZeRO);
+    delta enters exactly once.
     """
 
     def __init__(self, model: nn.Module):
@@ -56,20 +62,32 @@ class EmbeddingPerturbation:
         if not isinstance(self.embedding, nn.Embedding):
             raise TypeError(f"expected nn.Embedding input embeddings, got {type(self.embedding).__name__}")
         self.block = _owner_of(model, self.embedding)
+        # the block ends in a LayerNorm in every family we know; its width is the block's output width
+        norms = [m for m in self.block.modules() if isinstance(m, nn.LayerNorm)]
+        self.block_dim = norms[-1].normalized_shape[-1] if norms else self.embedding.embedding_dim
 
-    def shape(self, input_ids: Tensor) -> torch.Size:
-        return torch.Size((*input_ids.shape, self.embedding.embedding_dim))
+    def shape(self, input_ids: Tensor, site: str = "words") -> torch.Size:
+        dim = self.embedding.embedding_dim if site == "words" else self.block_dim
+        return torch.Size((*input_ids.shape, dim))
 
     @contextlib.contextmanager
-    def applied(self, delta: Tensor) -> Iterator[None]:
+    def applied(self, delta: Tensor, site: str = "words") -> Iterator[None]:
+        if site not in SITES:
+            raise ValueError(f"unknown perturbation site {site!r} ({' or '.join(SITES)})")
+
         def add_delta(_module, _inputs, output):
+            if isinstance(output, tuple):
+                return (output[0] + delta.to(output[0].dtype), *output[1:])
             return output + delta.to(output.dtype)
 
-        handle = self.embedding.register_forward_hook(add_delta)
+        handle = (self.embedding if site == "words" else self.block).register_forward_hook(add_delta)
         try:
             yield
         finally:
             handle.remove()
+
+
+SITES = ("words", "embeddings")
 
 
 def _owner_of(model: nn.Module, child: nn.Module) -> nn.Module:

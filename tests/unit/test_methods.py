@@ -79,6 +79,40 @@ def test_delta_is_zero_at_padding(name):
     assert method.last_delta[~padding].abs().max() > 0
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_delta_enters_once_at_the_site_asked_for(family):
+    """"words": the word-embedding output moves by delta; "embeddings": the embedding block's output does."""
+    model = tiny_classifier(family).eval()
+    target = Target(model, classification_forward)
+    batch = make_batch(4)
+    sites = {"words": target.perturbation.embedding, "embeddings": target.perturbation.block}
+
+    def observed() -> dict:  # hooks registered last see what the next module receives
+        seen = {}
+        hooks = [m.register_forward_hook(lambda mod, i, o, key=key: seen.__setitem__(key, o[0] if isinstance(o, tuple) else o))
+                 for key, m in sites.items()]
+        target(batch)
+        for h in hooks:
+            h.remove()
+        return seen
+
+    clean = observed()
+    for site in sites:
+        delta = torch.randn(target.perturbation.shape(batch["input_ids"], site))
+        with target.perturbation.applied(delta, site):
+            seen = observed()
+        torch.testing.assert_close(seen[site], clean[site] + delta)
+        if site == "embeddings":  # the words were left alone: delta entered once
+            torch.testing.assert_close(seen["words"], clean["words"])
+
+
+def test_smoothness_methods_perturb_the_embedding_output_by_default():
+    assert build_method("alum").site == build_method("smart").site == "embeddings"
+    assert build_method("fgm").site == build_method("alum", {"site": "words"}).site == "words"
+    with pytest.raises(UserError, match="alum.site"):
+        build_method("alum", {"site": "layer3"})
+
+
 @pytest.mark.parametrize("name", ["none", "fgsm", "fgm", "pgd", "vat", "alum", "smart"])
 def test_single_pass_methods_backward_once_and_ascent_leaves_grads_alone(name):
     model = tiny_classifier("bert")
@@ -154,7 +188,7 @@ def test_non_finite_ascent_gradient_skips_the_term_and_keeps_weights_finite(name
     method = build_method(name)
     method.setup(target, total_updates=10)
     original = target.perturbation.applied
-    target.perturbation.applied = lambda delta: original(_PoisonGrad.apply(delta))
+    target.perturbation.applied = lambda delta, site="words": original(_PoisonGrad.apply(delta), site)
     trainer = RecordingTrainer(model, lr=0.1)
     report = method.step(target, make_batch(5), trainer)
     trainer.optimizer_step()

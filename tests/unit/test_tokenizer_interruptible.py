@@ -22,7 +22,15 @@ def trainer_pair():
     return tokenizer, trainers.BpeTrainer(vocab_size=300, show_progress=False)
 
 
-def test_ctrl_c_stops_a_run_that_is_reading():
+@pytest.fixture
+def default_ctrl_c():
+    """Python's own Ctrl-C handling, whatever a library used by an earlier test in this process installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_a_run_that_is_reading(default_ctrl_c):
     read = itertools.count()
 
     def endless():  # about 10 s of lines: long enough to be interrupted, short enough never to hang a test

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 TASKS = ("sst2", "mrpc", "rte")
@@ -207,7 +209,8 @@ def pretrain_summary(run_dir: Path) -> dict | None:
         seconds += r["step_time"] * (r["step"] - previous)
         previous = r["step"]
     times = phase_step_times(run_dir)
-    if "method: none" in (run_dir / "config.yaml").read_text():  # (older runs labelled a second half anyway)
+    method = yaml.safe_load((run_dir / "config.yaml").read_text())["adversarial"]["method"]
+    if method == "none":  # one phase (runs logged before that was so label a second half anyway)
         times = {"standard": statistics.median(r["step_time"] for r in train)}
     return {"steps": train[-1]["step"], "train_seconds": seconds, "step_time": times,
             "val_loss": evals[-1]["val_loss"], "val_accuracy": evals[-1]["val_accuracy"],

@@ -149,9 +149,9 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     final = {}
     if distributed.is_main():
         records = read_metrics(output / "metrics.jsonl")
-        png = plots.loss_curve(records, output / "loss_curve.png", switch if switch < cfg.max_steps else None,
-                               f"MLM pretraining, {adversary.name} from step {switch}" if switch < cfg.max_steps
-                               else "MLM pretraining")
+        switched = switch < cfg.max_steps
+        png = plots.loss_curve(records, output / "loss_curve.png", switch if switched else None,
+                               f"MLM pretraining, {adversary.name} from step {switch}" if switched else "MLM pretraining")
         final = {"step": step, "export": str(export), "loss_curve": str(png),
                  **{k: v for r in records for k, v in r.items() if k.startswith("val_")}}
         (output / "final_metrics.json").write_text(json.dumps(final, indent=2))

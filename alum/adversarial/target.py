@@ -44,6 +44,9 @@ class ForwardOutput:
 ForwardFn = Callable[[nn.Module, dict[str, Tensor]], ForwardOutput]
 
 
+SITES = ("words", "embeddings")
+
+
 class EmbeddingPerturbation:
     """Adds delta where a method asks, through a forward hook, at one of two sites:
 
@@ -66,28 +69,28 @@ class EmbeddingPerturbation:
         norms = [m for m in self.block.modules() if isinstance(m, nn.LayerNorm)]
         self.block_dim = norms[-1].normalized_shape[-1] if norms else self.embedding.embedding_dim
 
+    def module(self, site: str) -> nn.Module:
+        """The module whose output delta is added to."""
+        if site not in SITES:
+            raise ValueError(f"unknown perturbation site {site!r} ({' or '.join(SITES)})")
+        return self.embedding if site == "words" else self.block
+
     def shape(self, input_ids: Tensor, site: str = "words") -> torch.Size:
-        dim = self.embedding.embedding_dim if site == "words" else self.block_dim
+        dim = self.embedding.embedding_dim if self.module(site) is self.embedding else self.block_dim
         return torch.Size((*input_ids.shape, dim))
 
     @contextlib.contextmanager
     def applied(self, delta: Tensor, site: str = "words") -> Iterator[None]:
-        if site not in SITES:
-            raise ValueError(f"unknown perturbation site {site!r} ({' or '.join(SITES)})")
-
         def add_delta(_module, _inputs, output):
             if isinstance(output, tuple):
                 return (output[0] + delta.to(output[0].dtype), *output[1:])
             return output + delta.to(output.dtype)
 
-        handle = (self.embedding if site == "words" else self.block).register_forward_hook(add_delta)
+        handle = self.module(site).register_forward_hook(add_delta)
         try:
             yield
         finally:
             handle.remove()
-
-
-SITES = ("words", "embeddings")
 
 
 def _owner_of(model: nn.Module, child: nn.Module) -> nn.Module:

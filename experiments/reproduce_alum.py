@@ -63,6 +63,7 @@ class Job:
     done: Path  # exists once the job has finished
     after: list[str] = field(default_factory=list)
     argv_fn: object = None  # builds argv when the job starts (for jobs that depend on measured figures)
+    prepare: object = None  # called just before the job starts (e.g. to fork a run from another's checkpoint)
 
 
 def corpus_files(corpus: Path) -> list[str]:
@@ -151,8 +152,12 @@ def jobs(args) -> list[Job]:
 
 
 def run(args) -> int:
+    return run_jobs(jobs(args), args)
+
+
+def run_jobs(job_list: list[Job], args) -> int:
     """Start every job whose dependencies are done, at most `--jobs` at a time; stop at the first failure."""
-    todo = {j.name: j for j in jobs(args)}
+    todo = {j.name: j for j in job_list}
     logs = Path(args.out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
@@ -169,6 +174,8 @@ def run(args) -> int:
             if len(running) >= args.jobs or not all(d in done for d in job.after):
                 continue
             argv = job.argv_fn() if job.argv_fn else job.argv
+            if job.prepare:
+                job.prepare()
             if argv[0] == "finetune":  # an interrupted fine-tuning run starts again (pretraining resumes)
                 shutil.rmtree(job.done.parent, ignore_errors=True)
             print(f"\n[start] {name}: alum {shlex.join(argv)}", flush=True)

@@ -66,7 +66,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     adversarial_updates = (cfg.max_steps - switch) * max(1, adversary.optimizer_steps)
     engine = build_engine(model, cfg.optim, cfg.engine, total_updates=switch + adversarial_updates)
     target = Target(engine.module, mlm_forward)
-    adversary.setup(target, total_updates=switch + adversarial_updates)
+    adversary.setup(target, total_updates=adversarial_updates)  # SMART's teacher counts from the switch
     trainers = {False: EngineTrainer(engine, standard, target), True: EngineTrainer(engine, adversary, target)}
     device = engine.device
     generators = {"masking": masked.generator}

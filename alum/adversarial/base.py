@@ -111,7 +111,7 @@ class Method:
         """d objective / d delta, touching no parameter's .grad; None (and counted) if not finite."""
         scale = float(self.grad_scale())
         (grad,) = torch.autograd.grad(objective * scale, delta, retain_graph=retain_graph)
-        return self.checked(grad.float() / scale)
+        return self.checked(AF.f32(grad) / scale)
 
     def checked(self, grad: Tensor | None) -> Tensor | None:
         if grad is None or not torch.isfinite(grad).all():

@@ -19,9 +19,14 @@ Norm = Literal["l2", "linf"]
 GUARD = 1e-6  # the official ALUM/SMART code's guard when dividing by a norm
 
 
+def f32(x: Tensor) -> Tensor:
+    """x in float32, or wider if it already is (a float64 model keeps its precision)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def kl(p_logits: Tensor, q_logits: Tensor, reduction: str = "mean") -> Tensor:
     """KL(p || q) between the softmax distributions of two logit tensors, averaged (or summed) over rows."""
-    p_logits, q_logits = p_logits.float(), q_logits.float()
+    p_logits, q_logits = f32(p_logits), f32(q_logits)
     rows = p_logits.reshape(-1, p_logits.shape[-1])
     if rows.shape[0] == 0:  # no masked position in this batch
         return p_logits.sum() * 0 + q_logits.sum() * 0
@@ -73,6 +78,30 @@ class _KLFromLogProbs(torch.autograd.Function):
         return g.mul_(grad), None
 
 
+class _KLToLogits(torch.autograd.Function):
+    """sum over rows of KL(q || p), p = softmax(z), q fixed (given as log-probabilities, no gradient).
+
+    The gradient w.r.t. the logits is p - q; like `_KLFromLogProbs`, it is written chunk by chunk in the
+    forward pass."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, log_q: Tensor) -> Tensor:
+        grad = torch.empty_like(logits)
+        total = logits.new_zeros(())
+        for s in _row_chunks(logits):
+            log_p = torch.log_softmax(logits[s], dim=-1)
+            q = log_q[s].exp()
+            total += torch.dot(q.reshape(-1), (log_q[s] - log_p).reshape(-1))
+            torch.sub(log_p.exp_(), q, out=grad[s])
+        ctx.grad = grad
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        g, ctx.grad = ctx.grad, None
+        return g.mul_(grad), None
+
+
 class _SymmetricKL(torch.autograd.Function):
     """sum over rows of KL(sg(b) || a) + KL(sg(a) || b) for logits a, b: each side's target detached.
 
@@ -101,7 +130,7 @@ class _SymmetricKL(torch.autograd.Function):
 
 
 def _rows(x: Tensor) -> Tensor:
-    return x.float().reshape(-1, x.shape[-1])
+    return f32(x).reshape(-1, x.shape[-1])
 
 
 def kl_to_fixed(logits: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
@@ -110,6 +139,16 @@ def kl_to_fixed(logits: Tensor, log_q: Tensor, reduction: str = "mean") -> Tenso
     if rows.shape[0] == 0:
         return logits.sum() * 0
     total = _KLFromLogProbs.apply(rows, _rows(log_q).detach())
+    return total if reduction == "sum" else total / rows.shape[0]
+
+
+def kl_from_fixed(log_q: Tensor, logits: Tensor, reduction: str = "mean") -> Tensor:
+    """KL(q || softmax(logits)) with q fixed: the ascent objective of the released ALUM/SMART code
+    (`kl_div(log_softmax(adv), softmax(clean).detach(), 'batchmean')`) and of VAT."""
+    rows = _rows(logits)
+    if rows.shape[0] == 0:
+        return logits.sum() * 0
+    total = _KLToLogits.apply(rows, _rows(log_q).detach())
     return total if reduction == "sum" else total / rows.shape[0]
 
 
@@ -133,7 +172,7 @@ def kl_log(log_p: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
 
 
 def mse(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:
-    a, b = a.float(), b.float()
+    a, b = f32(a), f32(b)
     if a.numel() == 0:
         return a.sum() * 0 + b.sum() * 0
     squared = (a - b).pow(2)
@@ -164,7 +203,7 @@ def symmetric_divergence(kind: str, a: Tensor, b: Tensor, detach_each_side: bool
 
 def norm(x: Tensor, p: Norm, level: Level) -> Tensor:
     """Norm of `x` (B, T, D), kept as a broadcastable tensor: (B, T, 1) per token, (B, 1, 1) per example."""
-    x = x.float()
+    x = f32(x)
     dims = (-1,) if level == "token" else (-2, -1)
     if p == "l2":
         return x.pow(2).sum(dim=dims, keepdim=True).sqrt()
@@ -186,30 +225,54 @@ def project(x: Tensor, eps: float, p: Norm, level: Level) -> Tensor:
     return x * scale
 
 
+Constraint = Literal["gradient", "normalize", "project"]
+
+
 def ascent_step(
     delta: Tensor,
     grad: Tensor,
     step_size: float,
     *,
-    constraint: Literal["normalize", "project"],
+    constraint: Constraint,
     p: Norm,
     level: Level,
     eps: float,
+    sign: bool = False,
 ) -> Tensor:
-    """One ascent step on delta, in one of the two constraint modes.
+    """One ascent step on delta, under one of three update rules (named by what each reproduces):
 
-    `project` (the papers): delta <- Proj_eps(delta + step_size * grad / ||grad||), eps is a radius.
-    `normalize` (the official ALUM/SMART code): delta <- (delta + step_size * grad) / (||.|| + 1e-6);
-    every token ends with norm ~1 whatever eps is, which is what produced the published numbers. Note
-    that with the published sigma=1e-5 and eta=1e-3 the gradient term is tiny next to the initial noise
-    unless the divergence is very curved, so delta is then close to the normalised random start.
+    `gradient` (the code released with the ALUM and SMART papers, mt-dnn 4b92661 and 5af3326):
+        delta <- step_size * g / (||g|| + 1e-6); the random start only decides where g is taken.
+    `normalize` (mt-dnn master after the papers, cceaa00 and f0b40b6):
+        delta <- (delta + step_size * g) / (||delta + step_size * g|| + 1e-6): unit norm, whatever eps is.
+    `project` (the papers' formulas, ALUM Algorithm 1 line 6; Madry et al. for PGD):
+        delta <- Proj_eps(delta + step_size * g / ||g||), eps a radius. With `sign`, an l-inf step moves
+        by sign(g), the steepest-ascent direction of the l-inf ball (Madry's PGD) instead of g / ||g||_inf.
     """
-    grad = grad.float()
+    grad = f32(grad)
+    if constraint == "gradient":
+        return step_size * normalize(grad, p, level)
     if constraint == "normalize":
-        return normalize(delta.float() + step_size * grad, p, level)
+        return normalize(f32(delta) + step_size * grad, p, level)
     if constraint == "project":
-        return project(delta.float() + step_size * normalize(grad, p, level, guard=1e-12), eps, p, level)
-    raise ValueError(f"unknown constraint {constraint!r} (normalize or project)")
+        direction = grad.sign() if sign and p == "linf" else normalize(grad, p, level, guard=1e-12)
+        return project(f32(delta) + step_size * direction, eps, p, level)
+    raise ValueError(f"unknown constraint {constraint!r} (gradient, normalize or project)")
+
+
+def uniform_in_ball(shape: torch.Size, eps: float, p: Norm, level: Level, mask: Tensor,
+                    generator: torch.Generator | None = None) -> Tensor:
+    """A point drawn uniformly from the eps-ball of norm `p` (per token or per example), zero at padding.
+
+    l-inf: each coordinate uniform in [-eps, eps]. l2: a uniform direction times eps * U^(1/n), n the
+    number of free coordinates of the ball (so the radius is distributed as in the ball, not on its shell)."""
+    device = mask.device
+    if p == "linf":
+        return (torch.rand(shape, device=device, generator=generator) * 2 - 1) * eps * mask
+    direction = normalize(torch.randn(shape, device=device, generator=generator) * mask, "l2", level, guard=1e-12)
+    n = shape[-1] * (mask.sum(dim=(-2, -1), keepdim=True) if level == "example" else torch.ones_like(mask))
+    u = torch.rand(n.shape, device=device, generator=generator)
+    return direction * eps * u.pow(1.0 / n.clamp_min(1))
 
 
 def token_mask(mask: Tensor | None, shape: torch.Size, device: torch.device) -> Tensor:

@@ -95,9 +95,9 @@ class PGD(Method):
         steps: int = 3
         step_size: float = 0.3
         eps: float = 1.0
-        norm: Literal["l2", "linf"] = "l2"
+        norm: Literal["l2", "linf"] = "l2"  # linf steps by sign(g), as Madry et al.
         level: Literal["example", "token"] = "example"
-        random_init: bool = False  # start from a uniform point in the eps-ball instead of 0
+        random_init: bool = False  # start from a point drawn uniformly from the eps-ball instead of 0
         weight: float = 1.0
 
         def validate(self) -> None:
@@ -110,7 +110,7 @@ class PGD(Method):
         mask = self.mask_of(batch, zero.shape, zero.device)
         if c.random_init:
             clean = self.clean_forward(target, batch)
-            delta = AF.project(torch.empty_like(zero).uniform_(-c.eps, c.eps), c.eps, c.norm, c.level) * mask
+            delta = AF.uniform_in_ball(zero.shape, c.eps, c.norm, c.level, mask)
         else:
             clean = self.clean_forward(target, batch, zero)
             delta = zero
@@ -126,7 +126,7 @@ class PGD(Method):
                 trainer.backward(clean.loss)
                 return self.report(clean.loss, None, None, None, mask, started, skipped=True)
             delta = AF.ascent_step(
-                delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps
+                delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps, sign=True
             ) * mask
         adv = self.perturbed(target, batch, delta)
         trainer.backward(clean.loss + c.weight * adv.loss)

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from alum.adversarial import dropout
 from alum.adversarial import functional as AF
 from alum.adversarial.base import Method, StepReport, Trainer, register
 from alum.adversarial.target import Target
@@ -24,7 +25,7 @@ class _MultiPass(Method):
         """delta's gradient left by the pass's backward, unscaled; None (and counted) if not finite."""
         if delta.grad is None:
             return self.checked(None)
-        return self.checked(delta.grad.float() / float(self.grad_scale()))
+        return self.checked(AF.f32(delta.grad) / float(self.grad_scale()))
 
 
 @register
@@ -38,6 +39,7 @@ class FreeLB(_MultiPass):
         step_size: float = 0.1  # adv_lr: delta += step_size * g / ||g||_F per example
         init_mag: float = 0.1  # delta_0 ~ U(-1, 1) * init_mag / sqrt(length * dim), zero at padding
         max_norm: float = 0.0  # per-example Frobenius bound on delta; 0 = unbounded (the reference default)
+        share_dropout: bool = True  # every pass replays the first pass's dropout masks (alum.adversarial.dropout)
 
         def validate(self) -> None:
             if self.steps < 1:
@@ -58,9 +60,11 @@ class FreeLB(_MultiPass):
         first = grad = None
         total = 0.0
         skipped = False
+        masks = dropout.capture(device) if c.share_dropout else None
         for k in range(c.steps):
             delta = delta.detach().requires_grad_()
-            out = self.clean_forward(target, batch, delta)
+            with dropout.replaying(masks if k else None):
+                out = self.clean_forward(target, batch, delta)
             trainer.backward(out.loss / c.steps)
             total += float(out.loss.detach()) / c.steps
             first = out.loss if first is None else first
@@ -86,6 +90,9 @@ class FreeAT(_MultiPass):
     class Config:
         replays: int = 3  # K; the paper divides the number of epochs by K to keep the cost
         eps: float = 0.01  # l-inf bound of delta, and the sign step's size
+        # Start each batch from the last batch's delta, as the reference carries its global noise across
+        # minibatches (cropped or zero-padded to the new batch's shape, zero at its padding); off: from 0.
+        carry: bool = True
 
         def validate(self) -> None:
             if self.replays < 1:
@@ -99,10 +106,16 @@ class FreeAT(_MultiPass):
     def optimizer_steps(self) -> int:
         return self.config.replays
 
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.carried: Tensor | None = None
+
     def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
         c = self.config
         delta = self.zeros(target, batch).detach()
         mask = self.mask_of(batch, delta.shape, delta.device)
+        if c.carry and self.carried is not None:
+            delta = _fitted(self.carried.to(delta.device), delta.shape) * mask
         started = time.perf_counter()
         first = last = grad = None
         skipped = False
@@ -118,7 +131,23 @@ class FreeAT(_MultiPass):
                 continue
             grad = new_grad
             delta = (delta.detach() + c.eps * grad.sign()).clamp(-c.eps, c.eps) * mask
+        self.carried = delta.detach()
         return self.report(first, last, delta, grad, mask, started, skipped=skipped)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "carried": None if self.carried is None else self.carried.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.carried = state.get("carried")
+
+
+def _fitted(delta: Tensor, shape: torch.Size) -> Tensor:
+    """`delta` cropped or zero-padded to `shape` along the batch and token dimensions."""
+    out = delta.new_zeros(shape)
+    b, t = min(shape[0], delta.shape[0]), min(shape[1], delta.shape[1])
+    out[:b, :t] = delta[:b, :t]
+    return out
 
 
 @register
@@ -132,8 +161,9 @@ class YOPO(_MultiPass):
         inner: int = 3  # n ascent steps per outer pass, through the embedding block only
         step_size: float = 0.3
         eps: float = 1.0
-        norm: Literal["l2", "linf"] = "l2"
+        norm: Literal["l2", "linf"] = "l2"  # linf steps by sign(g), as the reference
         level: Literal["example", "token"] = "example"
+        random_init: bool = True  # start from a point drawn uniformly from the eps-ball (the reference), else 0
 
         def validate(self) -> None:
             if self.outer < 1 or self.inner < 1:
@@ -148,6 +178,8 @@ class YOPO(_MultiPass):
         block = target.perturbation.block
         delta = self.zeros(target, batch).detach()
         mask = self.mask_of(batch, delta.shape, delta.device)
+        if c.random_init:
+            delta = AF.uniform_in_ball(delta.shape, c.eps, c.norm, c.level, mask)
         started = time.perf_counter()
         first = grad = None
         total = 0.0
@@ -163,38 +195,47 @@ class YOPO(_MultiPass):
             if skipped:
                 continue
             # p = dL/d(block output), the "co-state" the cheap inner steps climb against.
-            p = self.checked(captured["grad"].float() / float(self.grad_scale()))
+            p = self.checked(AF.f32(captured["grad"]) / float(self.grad_scale()))
             if p is None:
                 skipped = True
                 continue
             for _ in range(c.inner):
                 delta = delta.detach().requires_grad_()
-                with torch.enable_grad(), target.perturbation.applied(delta):
+                # the outer pass's dropout masks: p was taken under them (the reference reuses them too)
+                with torch.enable_grad(), target.perturbation.applied(delta), dropout.replaying(captured["masks"]):
                     first_layer = block(*captured["args"], **captured["kwargs"])
-                grad = self.ascent_grad((first_layer.float() * p).sum(), delta)
+                grad = self.ascent_grad((AF.f32(first_layer) * p).sum(), delta)
                 if grad is None:
                     skipped = True
                     break
                 delta = AF.ascent_step(
-                    delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps
+                    delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps,
+                    sign=True,
                 ) * mask
         return self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
 
 
 class _capture_block:
-    """Records the embedding block's inputs and the gradient that reaches its output."""
+    """Records the embedding block's inputs, the random state its dropout draws from, and the gradient that
+    reaches its output."""
 
     def __init__(self, block: torch.nn.Module, store: dict):
         self.block, self.store = block, store
 
     def __enter__(self):
+        def before(_module, args, kwargs):
+            device = next((a.device for a in [*args, *kwargs.values()] if isinstance(a, Tensor)), torch.device("cpu"))
+            self.store["masks"] = dropout.capture(device)
+
         def hook(_module, args, kwargs, output):
             self.store["args"], self.store["kwargs"] = args, kwargs
             if output.requires_grad:
                 output.register_hook(lambda g: self.store.__setitem__("grad", g.detach()))
 
-        self.handle = self.block.register_forward_hook(hook, with_kwargs=True)
+        self.handles = [self.block.register_forward_pre_hook(before, with_kwargs=True),
+                        self.block.register_forward_hook(hook, with_kwargs=True)]
         return self
 
     def __exit__(self, *exc):
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()

@@ -15,14 +15,16 @@ from torch import Tensor
 from alum.adversarial import functional as AF
 from alum.adversarial.base import Method, StepReport, Trainer, register
 from alum.adversarial.target import ForwardOutput, Target
-from alum.adversarial.teacher import MomentumTeacher
+from alum.adversarial import dropout
+from alum.adversarial.teacher import MomentumTeacher, check_student
 
 
 def _moving_from_fixed(kind: str, fixed: ForwardOutput, moving: ForwardOutput, reduction: str = "mean") -> Tensor:
-    """D(sg(fixed) || moving): gradient reaches `moving` only."""
+    """D(sg(fixed) || moving): gradient reaches `moving` only. Also the ascent objective of ALUM and SMART,
+    as their released code takes it: KL(clean || adv), averaged over rows (`batchmean`)."""
     if kind == "kl":
-        return AF.kl_log(fixed.log_probs.detach(), moving.log_probs, reduction)
-    return AF.mse(fixed.logits.detach(), moving.logits, reduction)
+        return AF.kl_from_fixed(fixed.log_probs, moving.logits, reduction)
+    return AF.mse(moving.logits, fixed.logits.detach(), reduction)
 
 
 def _moving_to_fixed(kind: str, moving: ForwardOutput, fixed: ForwardOutput, reduction: str = "mean") -> Tensor:
@@ -54,13 +56,16 @@ def _total(task_loss: Tensor | None, *terms: Tensor) -> Tensor:
 @register
 class VAT(Method):
     name = "vat"
-    summary = "virtual adversarial training: one power-iteration step from a random unit xi (Miyato et al. 2018)"
+    summary = "virtual adversarial training: one power-iteration step from a random probe of size xi (Miyato et al. 2018)"
     needs_labels = False
 
     @dataclass
     class Config:
         eps: float = 1.0  # L2 radius of the adversarial delta per example
-        xi: float = 1e-6  # size of the random probe for the power iteration
+        # Size of the random probe of the power iteration, per example. The finite difference it takes
+        # must stand above float32/bf16 rounding of the logits: at 1e-6 the ascent gradient was zero or
+        # pointed elsewhere (cosine 0.08-0.73 to float64); see tests/unit/test_smoothness_math.py.
+        xi: float = 1e-1
         alpha: float = 1.0  # weight of KL(sg(clean) || adv)
 
     def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
@@ -93,10 +98,18 @@ class SmoothnessConfig:
     steps: int = 1  # K ascent steps
     norm: Literal["linf", "l2"] = "linf"
     level: Literal["token", "example"] = "token"
-    # normalize: each step rescales delta to norm ~1 per token (the official code, which reproduced the
-    # published results; eps unused). project: delta stays in the eps-ball (the papers' formulas).
-    constraint: Literal["normalize", "project"] = "normalize"
+    # How delta is updated (functional.ascent_step; the README's "Three update rules"):
+    #   gradient:  eta * g / ||g||, the code released with the papers (mt-dnn 4b92661, 5af3326)
+    #   normalize: (delta + eta g) / ||.||, mt-dnn master after the papers (cceaa00, f0b40b6); eps unused
+    #   project:   Proj_eps(delta + eta g / ||g||), the papers' Algorithm 1; eps is the radius
+    constraint: Literal["gradient", "normalize", "project"] = "gradient"
     eps: float = 1e-5
+    # Cut the perturbed passes from the graph below the site, as every released version does: the
+    # smoothness term then trains the layers above where delta enters, and nothing below.
+    detach_embeddings: bool = True
+    # Replay the clean pass's dropout masks in the ascent and adversarial passes (the released code
+    # draws new ones; alum.adversarial.dropout says why one may want the same ones).
+    share_dropout: bool = False
     # embeddings: the embedding block's output, after LayerNorm (the official code, where a unit-norm delta
     # is on the activations' scale); words: the raw word embeddings, where it can drown the token.
     site: Literal["embeddings", "words"] = "embeddings"
@@ -109,18 +122,25 @@ class SmoothnessConfig:
 class _Smoothness(Method):
     needs_labels = False
 
+    def perturbed(self, target: Target, batch: dict[str, Tensor], delta: Tensor,
+                  masks: dropout.RandomState | None = None) -> ForwardOutput:
+        """The pass at x + delta, cut below the site if so configured, replaying `masks` if given."""
+        with dropout.replaying(masks), target.perturbation.applied(delta, self.site, self.config.detach_embeddings):
+            return target(batch)
+
     def adversarial_delta(
-        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor
+        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor,
+        masks: dropout.RandomState | None,
     ) -> tuple[Tensor | None, Tensor | None]:
-        """delta after K ascent steps on KL(adv || sg(clean)), and the last ascent gradient."""
+        """delta after K ascent steps on KL(sg(clean) || adv) from a N(0, sigma^2) start, and the last
+        ascent gradient; (None, None) when the gradient is not finite."""
         c = self.config
         delta = torch.randn(self.delta_shape(target, batch), device=mask.device) * c.sigma * mask
         grad = None
         for _ in range(c.steps):
             delta.requires_grad_()
-            adv = self.perturbed(target, batch, delta)
-            objective = _moving_to_fixed(target.divergence, adv, clean, reduction="sum")
-            grad = self.ascent_grad(objective, delta)
+            adv = self.perturbed(target, batch, delta, masks)
+            grad = self.ascent_grad(_moving_from_fixed(target.divergence, clean, adv), delta)
             if grad is None:
                 return None, None
             delta = AF.ascent_step(
@@ -129,12 +149,14 @@ class _Smoothness(Method):
         return delta, grad
 
     def smoothness_loss(
-        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor
+        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor,
+        clean_masks: dropout.RandomState,
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        delta, grad = self.adversarial_delta(target, batch, clean, mask)
+        masks = clean_masks if self.config.share_dropout else None
+        delta, grad = self.adversarial_delta(target, batch, clean, mask, masks)
         if delta is None:
             return None, None, None
-        adv = self.perturbed(target, batch, delta)
+        adv = self.perturbed(target, batch, delta, masks)
         return _symmetric(target.divergence, clean, adv), delta, grad
 
 
@@ -145,10 +167,11 @@ class ALUM(_Smoothness):
     Config = SmoothnessConfig
 
     def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        clean_masks = dropout.capture(batch["input_ids"].device)
         clean = self.clean_forward(target, batch)
         started = time.perf_counter()
         mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
-        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
+        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask, clean_masks)
         if adv_loss is None:
             trainer.backward(clean.loss)
             return self.report(clean.loss, None, None, None, mask, started, skipped=True)
@@ -167,6 +190,13 @@ class SmartConfig(SmoothnessConfig):
 
 @register
 class SMART(_Smoothness):
+    """The teacher is born at the method's first step, a copy of the model as it is then (in pretraining:
+    at the switch, not at step 0), and its beta schedule counts the method's own updates from there.
+
+    It runs in the student's mode under the clean pass's dropout masks, so the proximal term measures the
+    distance between the two sets of weights only: it is exactly zero while they are equal, as the paper's
+    D(f(x; theta), f(x; theta_t)) of a deterministic f is."""
+
     name = "smart"
     summary = "SMART: ALUM's smoothness term + mu * Bregman proximal term to an EMA momentum teacher (Jiang et al. 2020)"
     Config = SmartConfig
@@ -174,25 +204,36 @@ class SMART(_Smoothness):
     def __init__(self, config: Any = None):
         super().__init__(config)
         self.teacher: MomentumTeacher | None = None
+        self.student: torch.nn.Module | None = None
+        self.total_updates = 1
 
     def setup(self, target: Target, total_updates: int) -> None:
+        check_student(target.model)
+        self.student, self.total_updates = target.model, total_updates
+
+    def new_teacher(self) -> MomentumTeacher:
         c = self.config
-        self.teacher = MomentumTeacher(target.model, c.beta, c.beta_late, c.beta_switch, total_updates)
+        return MomentumTeacher(self.student, c.beta, c.beta_late, c.beta_switch, self.total_updates)
 
     def on_optimizer_step(self, target: Target, update: int) -> None:
-        self.teacher.update(target.model, update)
+        if self.teacher is not None:
+            self.teacher.update(target.model)
 
     def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
-        if self.teacher is None:
+        if self.student is None:
             raise RuntimeError("SMART.setup(target, total_updates) must run before training")
+        if self.teacher is None:
+            self.teacher = self.new_teacher()
         c = self.config
+        clean_masks = dropout.capture(batch["input_ids"].device)
         clean = self.clean_forward(target, batch)
         started = time.perf_counter()
         mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
-        with torch.no_grad(), _autocast_like(target.model):
+        self.teacher.model.train(target.model.training)
+        with torch.no_grad(), _autocast_like(target.model), dropout.replaying(clean_masks):
             anchor = target.forward(self.teacher.model, batch)
         proximal = _bregman(target.divergence, clean, anchor)
-        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask)
+        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask, clean_masks)
         if adv_loss is None:
             trainer.backward(_total(clean.loss, c.mu * proximal))
             return self.report(clean.loss, None, None, None, mask, started, skipped=True)
@@ -204,8 +245,11 @@ class SMART(_Smoothness):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        if state.get("teacher") is not None:
-            self.teacher.load_state_dict(state["teacher"])
+        if state.get("teacher") is None:
+            self.teacher = None  # not born yet (a checkpoint before the switch, or the preflight undone)
+            return
+        self.teacher = self.teacher or self.new_teacher()
+        self.teacher.load_state_dict(state["teacher"])
 
 
 def _autocast_like(model: torch.nn.Module):

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from alum.adversarial import functional as AF
+
 
 class ForwardOutput:
     """What a stage's forward returns. `logits` are the outputs a divergence compares: (B, C) for a
@@ -37,7 +39,7 @@ class ForwardOutput:
     @property
     def log_probs(self) -> Tensor:
         if self._log_probs is None:
-            self._log_probs = torch.log_softmax(self.logits.float(), dim=-1)
+            self._log_probs = torch.log_softmax(AF.f32(self.logits), dim=-1)
         return self._log_probs
 
 
@@ -80,11 +82,18 @@ class EmbeddingPerturbation:
         return torch.Size((*input_ids.shape, dim))
 
     @contextlib.contextmanager
-    def applied(self, delta: Tensor, site: str = "words") -> Iterator[None]:
+    def applied(self, delta: Tensor, site: str = "words", detach: bool = False) -> Iterator[None]:
+        """Add delta at `site` while the block runs. With `detach`, the site's output is cut from the graph
+        first, as the released ALUM/SMART code does with its adversarial embedding: the pass's loss then
+        trains the layers above the site and nothing below it."""
+
+        def add(x: Tensor) -> Tensor:
+            return (x.detach() if detach else x) + delta.to(x.dtype)
+
         def add_delta(_module, _inputs, output):
             if isinstance(output, tuple):
-                return (output[0] + delta.to(output[0].dtype), *output[1:])
-            return output + delta.to(output.dtype)
+                return (add(output[0]), *output[1:])
+            return add(output)
 
         handle = self.module(site).register_forward_hook(add_delta)
         try:

@@ -13,25 +13,32 @@ from torch import nn
 from alum.errors import UserError
 
 
-class MomentumTeacher:
-    """theta_teacher <- beta * theta_teacher + (1 - beta) * theta_student, after every optimizer step.
+def check_student(student: nn.Module) -> None:
+    """The teacher needs the full weights on every process: refuse ZeRO-3 before any work."""
+    if any(hasattr(p, "ds_status") for p in student.parameters()):
+        raise UserError(
+            "method 'smart' cannot run under ZeRO stage 3: its momentum teacher is a full copy of the model on "
+            "every process, updated from the full weights after each step, and ZeRO-3 partitions them; "
+            "use ZeRO stage 0, 1 or 2 (e.g. configs/deepspeed/zero2.json)"
+        )
 
-    beta is `beta` for the first `switch` fraction of updates and `beta_late` after (SMART: 0.99 then
-    0.999 after 10%). The teacher keeps float32 weights whatever the student's dtype, so a beta of
+
+class MomentumTeacher:
+    """theta_teacher <- beta * theta_teacher + (1 - beta) * theta_student, after every optimizer step of
+    the method's own (`updates` counts them from the teacher's birth, so a teacher born at a pretraining
+    switch starts its schedule there).
+
+    beta is `beta` for the first `switch` fraction of `total_updates` and `beta_late` after (SMART: 0.99
+    then 0.999 after 10%). The teacher keeps float32 weights whatever the student's dtype, so a beta of
     0.999 still moves bf16 or fp16 students' teachers (a bf16 update of 1e-3 of a difference rounds away).
     """
 
     def __init__(self, student: nn.Module, beta: float, beta_late: float, switch: float, total_updates: int):
-        if any(hasattr(p, "ds_status") for p in student.parameters()):
-            raise UserError(
-                "method 'smart' cannot run under ZeRO stage 3: its momentum teacher is a full copy of the model on "
-                "every process, updated from the full weights after each step, and ZeRO-3 partitions them; "
-                "use ZeRO stage 0, 1 or 2 (e.g. configs/deepspeed/zero2.json)"
-            )
+        check_student(student)
         self.beta, self.beta_late, self.switch = beta, beta_late, switch
         self.total_updates = max(1, total_updates)
+        self.updates = 0
         self.model = copy.deepcopy(student).float()
-        self.model.eval()  # a stable target: no dropout in the teacher's forward
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -39,14 +46,16 @@ class MomentumTeacher:
         return self.beta if update <= self.switch * self.total_updates else self.beta_late
 
     @torch.no_grad()
-    def update(self, student: nn.Module, update: int) -> None:
-        weight = 1.0 - self.beta_at(update)
+    def update(self, student: nn.Module) -> None:
+        self.updates += 1
+        weight = 1.0 - self.beta_at(self.updates)
         teacher = [p for p in self.model.parameters()]
         current = [p.detach().float() for p in student.parameters()]
         torch._foreach_lerp_(teacher, current, weight)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.model.state_dict()
+        return {"weights": self.model.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state)
+        self.model.load_state_dict(state["weights"])
+        self.updates = state["updates"]

@@ -37,9 +37,8 @@ def same_norm_random(delta, mask, seed):
     return noise / AF.norm(noise, "l2", "token").clamp_min(1e-12) * AF.norm(delta, "l2", "token")
 
 
-# ALUM and SMART are judged in `project` mode: in the default `normalize` mode (the official code) with
-# sigma=1e-5, eta=1e-3, the gradient term is ~1e-6 of the initial noise on models this small, so delta is
-# the normalised random start (test_normalize_mode_with_published_sizes_is_the_normalised_start).
+# ALUM and SMART are judged in `project` mode, where delta has a radius to compare at; their exact update
+# rules are pinned in test_smoothness_math.py.
 CLIMB_OPTIONS = {"alum": {"constraint": "project", "eps": 0.05}, "smart": {"constraint": "project", "eps": 0.05}}
 
 
@@ -188,7 +187,7 @@ def test_non_finite_ascent_gradient_skips_the_term_and_keeps_weights_finite(name
     method = build_method(name)
     method.setup(target, total_updates=10)
     original = target.perturbation.applied
-    target.perturbation.applied = lambda delta, site="words": original(_PoisonGrad.apply(delta), site)
+    target.perturbation.applied = lambda delta, site="words", detach=False: original(_PoisonGrad.apply(delta), site, detach)
     trainer = RecordingTrainer(model, lr=0.1)
     report = method.step(target, make_batch(5), trainer)
     trainer.optimizer_step()
@@ -215,73 +214,6 @@ def test_projection_mode_keeps_delta_in_the_eps_ball():
         assert norms.max() >= 0.5 * eps, f"{name}: delta never reached the boundary"
 
 
-def test_normalize_mode_gives_unit_linf_norm_per_token():
-    model = tiny_classifier("bert").eval()
-    target = Target(model, classification_forward)
-    method = build_method("alum")  # the default: the official code's normalisation
-    batch = make_batch(7)
-    method.step(target, batch, RecordingTrainer(model))
-    norms = AF.norm(method.last_delta, "linf", "token").squeeze(-1)
-    real = batch["attention_mask"].bool()
-    # 1 up to the 1e-6 guard, which is not negligible next to sigma = 1e-5 noise (as in the official code)
-    assert norms[real].max() <= 1 and norms[real].min() > 0.9
-    assert norms[~real].abs().max() == 0
-
-
-def test_ascent_step_normalize_is_exact_up_to_the_guard():
-    g = torch.Generator().manual_seed(0)
-    delta, grad = torch.randn(3, 5, 8, generator=g), torch.randn(3, 5, 8, generator=g)
-    for p in ("linf", "l2"):
-        for level in ("token", "example"):
-            out = AF.ascent_step(delta, grad, 0.1, constraint="normalize", p=p, level=level, eps=123.0)
-            before = AF.norm(delta + 0.1 * grad, p, level)
-            torch.testing.assert_close(AF.norm(out, p, level), before / (before + AF.GUARD))
-
-
-def test_project_respects_eps_and_keeps_inside_points():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(4, 6, 8, generator=g) * 3
-    for p in ("linf", "l2"):
-        for level in ("token", "example"):
-            out = AF.project(x, 0.5, p, level)
-            assert AF.norm(out, p, level).max() <= 0.5 * (1 + 1e-6)
-            small = x * 1e-3
-            torch.testing.assert_close(AF.project(small, 0.5, p, level), small)
-
-
-def test_normalize_mode_climbs_when_the_step_outweighs_the_noise():
-    model = tiny_mlm("bert").eval()
-    target = Target(model, mlm_forward)
-    wins = 0
-    for seed in range(8):
-        torch.manual_seed(seed)
-        batch = make_batch(seed, mlm=True)
-        method = build_method("alum", {"sigma": 1e-6, "step_size": 1e3})
-        method.step(target, batch, RecordingTrainer(model, apply=False))
-        mask = AF.token_mask(batch["attention_mask"], method.last_delta.shape, torch.device("cpu"))
-        with torch.no_grad():
-            clean = target(batch).logits
-        attacked = objective(method, target, batch, method.last_delta, clean)
-        wins += attacked > objective(method, target, batch, same_norm_random(method.last_delta, mask, seed), clean)
-    assert wins >= 7
-
-
-def test_normalize_mode_with_published_sizes_is_the_normalised_start():
-    """Pins the official code's behaviour that `normalize` reproduces: eta * g is negligible next to the
-    sigma-noise here, so delta is (almost exactly) the random start rescaled to unit l-inf norm per token."""
-    model = tiny_mlm("bert").eval()
-    target = Target(model, mlm_forward)
-    batch = make_batch(1, mlm=True)
-    torch.manual_seed(0)
-    start = torch.randn(target.perturbation.shape(batch["input_ids"])) * 1e-5
-    torch.manual_seed(0)
-    method = build_method("alum")
-    method.step(target, batch, RecordingTrainer(model, apply=False))
-    mask = AF.token_mask(batch["attention_mask"], start.shape, start.device)
-    expected = AF.normalize(start * mask, "linf", "token") * mask
-    torch.testing.assert_close(method.last_delta, expected, atol=1e-3, rtol=0)
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("name", list(METHODS))
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -304,43 +236,6 @@ def test_every_method_trains_every_family(family, name, precision):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_smart_teacher_follows_beta_schedule_and_gets_no_gradient():
-    model = tiny_classifier("bert")
-    target = Target(model, classification_forward)
-    method = build_method("smart", {"beta": 0.9, "beta_late": 0.99, "beta_switch": 0.1})
-    method.setup(target, total_updates=100)
-    teacher = method.teacher
-    assert [teacher.beta_at(u) for u in (1, 10, 11, 100)] == [0.9, 0.9, 0.99, 0.99]
-    trainer = RecordingTrainer(model, lr=0.5)
-    for update in (1, 2, 11):
-        old = [p.clone() for p in teacher.model.parameters()]
-        method.step(target, make_batch(update), trainer)
-        trainer.optimizer_step()
-        method.on_optimizer_step(target, update)
-        beta = teacher.beta_at(update)
-        for t_old, t_new, s in zip(old, teacher.model.parameters(), model.parameters()):
-            torch.testing.assert_close(t_new, beta * t_old + (1 - beta) * s.detach())
-    assert all(not p.requires_grad and p.grad is None for p in teacher.model.parameters())
-    assert not all(torch.equal(t, s) for t, s in zip(teacher.model.parameters(), model.parameters()))
-
-
-def test_smart_teacher_state_round_trips():
-    model = tiny_classifier("bert")
-    target = Target(model, classification_forward)
-    method = build_method("smart")
-    method.setup(target, total_updates=10)
-    trainer = RecordingTrainer(model, lr=0.5)
-    method.step(target, make_batch(1), trainer)
-    trainer.optimizer_step()
-    method.on_optimizer_step(target, 1)
-    state = method.state_dict()
-    fresh = build_method("smart")
-    fresh.setup(Target(tiny_classifier("bert", seed=1), classification_forward), total_updates=10)
-    fresh.load_state_dict(state)
-    for a, b in zip(method.teacher.model.parameters(), fresh.teacher.model.parameters()):
-        assert torch.equal(a, b)
-
-
 def test_unknown_method_and_unknown_option_are_one_line_errors():
     with pytest.raises(UserError, match="unknown method 'almu'"):
         build_method("almu")
@@ -359,25 +254,6 @@ def test_supervised_method_without_labels_is_a_clear_error():
     del batch["labels"]
     with pytest.raises(UserError, match="needs labels"):
         build_method("fgm").step(Target(model, classification_forward), batch, RecordingTrainer(model))
-
-
-@pytest.mark.parametrize("chunk", [AF.CHUNK_ELEMENTS, 20])  # one chunk; chunks of one row
-def test_closed_form_kl_gradients_match_autograd(monkeypatch, chunk):
-    monkeypatch.setattr(AF, "CHUNK_ELEMENTS", chunk)
-    g = torch.Generator().manual_seed(3)
-    a = torch.randn(6, 11, generator=g, requires_grad=True)
-    b = torch.randn(6, 11, generator=g, requires_grad=True)
-    reference = AF.kl(b.detach(), a) + AF.kl(a.detach(), b)
-    for cached in (None, a.log_softmax(-1)):
-        fast = AF.symmetric_kl(a, b, log_a=cached)
-        torch.testing.assert_close(fast, reference)
-        for x, y in zip(torch.autograd.grad(reference, [a, b], retain_graph=True), torch.autograd.grad(fast, [a, b])):
-            torch.testing.assert_close(x, y)
-    for reduction in ("sum", "mean"):
-        reference = AF.kl(a, b.detach(), reduction=reduction)
-        fast = AF.kl_to_fixed(a, b.log_softmax(-1), reduction=reduction)
-        torch.testing.assert_close(fast, reference)
-        torch.testing.assert_close(torch.autograd.grad(fast, a)[0], torch.autograd.grad(reference, a)[0])
 
 
 def test_forward_output_computes_log_probs_and_loss_once():

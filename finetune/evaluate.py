@@ -58,7 +58,7 @@ def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig)
         if not torch.isfinite(grad).all():
             return delta.detach()  # keep the last finite point: an attack that stalls, not a crash
         delta = AF.ascent_step(delta.detach(), grad, attack.alpha, constraint="project", p=attack.norm,
-                               level=attack.level, eps=attack.eps) * mask
+                               level=attack.level, eps=attack.eps, sign=True) * mask
     return delta.detach()
 
 

@@ -54,18 +54,24 @@ class AdversarialTrainer(Trainer):
         regression = config is not None and (config.problem_type == "regression" or config.num_labels == 1)
         self.target = Target(self.model, self._forward, divergence="mse" if regression else "kl")
         self._reports: list[StepReport] = []
+        self._wrapped_forward_due = True
         self.add_callback(_MethodHooks(self))
 
     def _forward(self, model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
-        # The student runs through the wrapped model (DDP and friends synchronise there); SMART's teacher,
-        # a plain copy, runs as it is.
-        if model is self.model and self.model_wrapped is not None:
-            model = self.model_wrapped
+        # DDP expects one forward through its wrapper per backward: with find_unused_parameters (the
+        # Trainer's default) it marks ready whatever that forward's graph missed, so a later pass cut
+        # below the embeddings (ALUM, SMART) would have the embeddings marked twice. The first student
+        # pass after each backward goes through the wrapper; the ascent and adversarial passes run the bare
+        # module, whose parameters are the same, so their gradients join the one all-reduce. SMART's
+        # teacher, a plain copy, always runs as it is.
+        if model is self.model and self.model_wrapped is not None and self._wrapped_forward_due:
+            model, self._wrapped_forward_due = self.model_wrapped, False
         return self.adversarial_forward(model, batch)
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
         model.train()
         inputs = self._prepare_inputs(inputs)
+        self._wrapped_forward_due = True
         if self.accelerator.scaler is not None:  # fp16: ascent gradients are taken at the loss scale
             self.method.grad_scale = self.accelerator.scaler.get_scale
         with self.compute_loss_context_manager():
@@ -105,6 +111,7 @@ class _Backward:
         if t.args.n_gpu > 1:
             loss = loss.mean()
         t.accelerator.backward(loss / t._accumulation(), **kwargs)
+        t._wrapped_forward_due = True
 
     def optimizer_step(self) -> None:
         raise RuntimeError("transformers.Trainer owns the optimizer step")  # FreeAT is refused at construction

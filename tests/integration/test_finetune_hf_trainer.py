@@ -3,6 +3,11 @@ respects gradient accumulation), SMART trains and moves its teacher, and FreeAT 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -82,3 +87,25 @@ def test_single_pass_adversarial_term_changes_the_update(tmp_path):
 def test_freeat_is_refused_with_a_reason(tmp_path):
     with pytest.raises(UserError, match="freeat.*takes an optimizer step on every replay"):
         AdversarialTrainer(model=tiny(), args=arguments(tmp_path), train_dataset=Examples(), adversarial="freeat")
+
+
+def test_cut_passes_train_under_ddp_as_without_it(tmp_path):
+    # ALUM and SMART cut their perturbed passes below the embeddings; under the Trainer's DDP (which finds
+    # unused parameters by default) those passes must not be DDP forwards, or the embeddings are marked
+    # ready twice. With one process DDP averages over one rank, so the weights must match the plain run.
+    port = str(29500 + os.getpid() % 1000)
+    results = {}
+    for mode in ("plain", "ddp"):
+        out = tmp_path / mode
+        out.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("hf_trainer_ddp_worker.py")), str(out), mode],
+                              cwd=Path(__file__).resolve().parents[2], env={**env, "MASTER_PORT": port},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        results[mode] = torch.load(out / "results.pt")
+    for name in ("alum", "smart"):
+        assert results["ddp"][name]["wrapper"] == "DistributedDataParallel"
+        assert results["plain"][name]["wrapper"] != "DistributedDataParallel"
+        for key, plain in results["plain"][name]["weights"].items():
+            assert torch.allclose(plain, results["ddp"][name]["weights"][key], atol=1e-6, rtol=0), (name, key)

@@ -67,6 +67,25 @@ def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, smal
     assert log == (Path(whole.output) / "metrics.jsonl").read_text().splitlines() or _same_but_timing(log, whole)
 
 
+@pytest.mark.parametrize("stop_after", [2, 4])  # before the switch (no teacher yet), after it
+def test_smart_teacher_is_born_at_the_switch_and_resumes_exactly(tmp_path, tokenizer_dir, small_corpus, stop_after):
+    """SMART as the pretraining method: its teacher is the model at the switch (step 3), its beta schedule
+    counts the 3 adversarial updates, and a run stopped on either side of the switch resumes bit-identical."""
+    smart = {"adversarial.method": "smart", "adversarial.options": "{}"}
+    whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, **smart)
+    pretrain_train.run(whole)
+    parts = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, stop_after=stop_after, **smart)
+    pretrain_train.run(parts)
+    parts.stop_after = None
+    pretrain_train.run(parts, resume=True)
+
+    assert_same_weights(final_weights(whole), final_weights(parts))
+    teachers = [torch.load(Path(c.output) / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
+                ["adversary"]["teacher"] for c in (whole, parts)]
+    assert teachers[0]["updates"] == 3 and teachers[1]["updates"] == 3
+    assert_same_weights(teachers[0]["weights"], teachers[1]["weights"])
+
+
 def _same_but_timing(log, whole):
     import json
 

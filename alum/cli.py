@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import sys
 
+from alum.commands.flags import OVERRIDE
 from alum.errors import UserError
 
 # Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
 # so that `alum --help` answers at once.
-COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.finetune", "alum.commands.evaluate", "alum.commands.quickstart"]
+COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.finetune",
+            "alum.commands.evaluate", "alum.commands.quickstart"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
     return parser
-
-
-OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 
 
 def main(argv: list[str] | None = None) -> int:

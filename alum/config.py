@@ -16,21 +16,28 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from alum.errors import UserError
+from alum.presets import preset
 
 T = TypeVar("T")
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read `path` (YAML, optional), apply `overrides` ("a.b=value"), validate against `schema`."""
+def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
+                flags: dict[str, Any] | None = None, kind: str | None = None) -> T:
+    """Read `path` (YAML, optional; with `kind`, a shipped preset's name too), apply `overrides`
+    ("a.b=value", the value parsed as YAML), then `flags` ({"a.b": value}, taken as they are), and validate
+    the result against `schema`."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
+        if kind is not None:
+            path = preset(kind, path)
         source = str(path)
         data = read_yaml(path)
     for override in overrides or []:
-        key, value = parse_override(override)
+        set_dotted(data, *parse_override(override))
+    for key, value in (flags or {}).items():
         set_dotted(data, key, value)
-    if overrides:
+    if overrides or flags:
         source += " (with command-line overrides)"
     return from_dict(schema, data, source=source)
 

@@ -72,7 +72,7 @@ def jobs(args) -> list[R.Job]:
     continuations = {"standard": R.method_overrides("none")}
     for rule in PRETRAIN_RULES:
         continuations[f"alum-{rule}"] = ["adversarial.method=alum"] + [
-            f"adversarial.options.{k}={v}" for k, v in RULES[rule].items()]
+            f"adversarial.options.alum.{k}={v}" for k, v in RULES[rule].items()]
     for name, extra in continuations.items():
         todo.insert(2, R.Job(f"pretrain/{name}", pretrain(name, extra), out / "pretrain" / name / "final" / "config.json",
                              ["pretrain/prefix"], prepare=fork(name)))

@@ -69,10 +69,10 @@ def timing(args) -> int:
     import torch
 
     from alum.training.distributed import ensure_launch_env
-    from finetune.config import load_finetune_config
-    from finetune.data import Collator
-    from finetune.prepare import prepare
-    from finetune.train import batches_forever, build_run
+    from alum.finetune.config import load_finetune_config
+    from alum.finetune.data import Collator
+    from alum.finetune.prepare import prepare
+    from alum.finetune.train import batches_forever, build_run
 
     torch.set_num_threads(1)
     ensure_launch_env()

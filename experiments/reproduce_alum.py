@@ -96,8 +96,7 @@ def bert_plus_steps(out: Path, steps: int) -> int:
 
 
 def method_overrides(method: str) -> list[str]:
-    """The presets carry ALUM's options; a standard run has none."""
-    return [f"adversarial.method={method}"] + (["adversarial.options={}"] if method == "none" else [])
+    return [f"adversarial.method={method}"]
 
 
 def jobs(args) -> list[Job]:

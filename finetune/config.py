@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from alum.adversarial import METHODS, Method
-from alum.config import from_dict, load_config
-from alum.errors import UserError
-from alum.training.engine import EngineConfig, OptimConfig, deepspeed_config
+from alum.adversarial import METHODS, Method, build_method, build_methods
+from alum.config import load_config
+from alum.training.engine import EngineConfig, OptimConfig, zero_stage
 from alum.training.metrics import WandbConfig
-from finetune.evaluate import AttackConfig
-from finetune.tasks import TaskConfig
+from alum.finetune.evaluate import AttackConfig
+from alum.finetune.tasks import TaskConfig
 
 
 @dataclass
@@ -59,21 +58,15 @@ class AdversarialConfig:
     def validate(self) -> None:
         if not self.methods:
             raise ValueError("method: name at least one method")
-        for name in [*self.methods, *self.options]:
+        for name in self.methods:
             if name not in METHODS:
-                raise ValueError(f"{'options' if name in self.options else 'method'}: unknown method '{name}' "
-                                 f"(known: {', '.join(METHODS)})")
+                raise ValueError(f"method: unknown method '{name}' (known: {', '.join(METHODS)})")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError("method: a method is listed twice")
-        for name, options in self.options.items():
-            if options is not None and not isinstance(options, dict):
-                raise ValueError(f"options.{name}: expects a mapping of option names to values")
 
     def build(self, name: str, source: str = "config") -> Method:
-        """The method `name` with its options, checked by name (an unknown option names its full key)."""
-        cls = METHODS[name]
-        return cls(from_dict(cls.Config, self.options.get(name) or {}, source=source,
-                             prefix=f"adversarial.options.{name}."))
+        """The method `name` with its entry of `options` (load_finetune_config has checked them all)."""
+        return build_method(name, self.options.get(name), source, prefix=f"adversarial.options.{name}.")
 
 
 @dataclass
@@ -111,24 +104,16 @@ class FinetuneConfig:
                            ("data.dev_file", self.data.dev_file)):
             if not value:
                 raise ValueError(f"{key}: not set (a config key, or its flag: --model, --train-file, --dev-file)")
-        for name in self.adversarial.methods:
-            if METHODS[name]().optimizer_steps and self.engine.grad_accum != 1:
-                raise ValueError(f"engine.grad_accum: {name} takes an optimizer step on every replay of a batch, "
-                                 f"so it needs grad_accum 1 (got {self.engine.grad_accum})")
 
     def seeds(self) -> list[int]:
         return list(range(self.train.seed, self.train.seed + self.train.seeds))
 
 
-def load_finetune_config(path: str | None, overrides: list[str]) -> FinetuneConfig:
-    """The config from YAML and overrides, every method's options checked too (a typo fails now, not after
-    hours of training)."""
-    cfg = load_config(FinetuneConfig, path, overrides)
-    source = f"{path or 'defaults'}{' (with command-line overrides)' if overrides else ''}"
-    for name in cfg.adversarial.methods:
-        cfg.adversarial.build(name, source)
-    stage = deepspeed_config(cfg.engine, cfg.optim).get("zero_optimization", {}).get("stage", 0)
-    if stage == 3 and "smart" in cfg.adversarial.methods:  # the teacher would refuse it after the first model load
-        raise UserError(f"{source}: engine.deepspeed: smart cannot run under ZeRO stage 3 (its momentum teacher is "
-                        "a full copy of the model on every process); use ZeRO stage 0, 1 or 2")
+def load_finetune_config(path: str | None, overrides: list[str], flags: dict[str, Any] | None = None) -> FinetuneConfig:
+    """The config from YAML (or a preset's name), overrides and flags, every method's options checked too (a
+    typo fails now, not after hours of training)."""
+    cfg = load_config(FinetuneConfig, path, overrides, flags, kind="finetune")
+    source = f"{path or 'defaults'}{' (with command-line overrides)' if overrides or flags else ''}"
+    build_methods(cfg.adversarial.methods, cfg.adversarial.options, source, cfg.engine.grad_accum,
+                  zero_stage(cfg.engine, cfg.optim))
     return cfg

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
-from finetune.tasks import TaskConfig
+from alum.finetune.tasks import TaskConfig
 
 
 @dataclass

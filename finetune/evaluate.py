@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from alum.adversarial import Target
 from alum.adversarial import functional as AF
 from alum.adversarial.target import ForwardFn
-from finetune.metrics import task_metrics
-from finetune.tasks import TaskConfig
+from alum.finetune.metrics import task_metrics
+from alum.finetune.tasks import TaskConfig
 
 
 @dataclass

@@ -17,7 +17,7 @@ from torch import nn
 
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError
-from finetune.tasks import TaskConfig
+from alum.finetune.tasks import TaskConfig
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TASK_FILE = "alum_task.json"  # the task spec saved next to an exported model, for `alum evaluate`

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune.config import FinetuneConfig
-from finetune.data import Encoded, encode, infer_labels, label_ids, read_split
-from finetune.model import check_model_dir, check_pair, load_config, load_tokenizer
-from finetune.tasks import TaskConfig
+from alum.finetune.config import FinetuneConfig
+from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split
+from alum.finetune.model import check_model_dir, check_pair, load_config, load_tokenizer
+from alum.finetune.tasks import TaskConfig
 
 
 @dataclass

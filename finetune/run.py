@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 from alum.config import dump_yaml, save_config
 from alum.training import distributed
 from alum.training.plots import metric_per_epoch
-from finetune.config import FinetuneConfig
-from finetune.model import export
-from finetune.prepare import Prepared, prepare
-from finetune.train import SeedResult, train_seed
+from alum.finetune.config import FinetuneConfig
+from alum.finetune.model import export
+from alum.finetune.prepare import Prepared, prepare
+from alum.finetune.train import SeedResult, train_seed
 
 
 def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def summarize(prep: Prepared, method: str, results: list[SeedResult]) -> dict[st
     for key in results[0].best:
         values = [r.best[key] for r in results]
         figures[key] = {**spread(values), "per_seed": {str(r.seed): r.best[key] for r in results}}
-    for key in ("seconds_per_update", "adv_seconds_per_update", "best_epoch", "skipped"):
+    for key in ("seconds_per_update", "adv_seconds_per_update", "best_epoch", "adv_skipped"):
         values = [float(getattr(r, key)) for r in results]
         figures[key] = {**spread(values), "per_seed": {str(r.seed): getattr(r, key) for r in results}}
     return {

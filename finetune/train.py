@@ -27,10 +27,10 @@ from alum.config import to_dict
 from alum.training import distributed, rng
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog
-from finetune.data import Collator, Encoded
-from finetune.evaluate import evaluate
-from finetune.model import full_weights, load_classifier, make_forward
-from finetune.prepare import Prepared
+from alum.finetune.data import Collator, Encoded
+from alum.finetune.evaluate import evaluate
+from alum.finetune.model import full_weights, load_classifier, make_forward
+from alum.finetune.prepare import Prepared
 
 
 @dataclass
@@ -43,7 +43,7 @@ class SeedResult:
     updates: int
     seconds_per_update: float  # median wall time of an update (robust to other work on the machine)
     adv_seconds_per_update: float  # the part of it the method spent on the adversarial term
-    skipped: int  # adversarial terms dropped for a non-finite ascent gradient
+    adv_skipped: int  # adversarial terms dropped for a non-finite ascent gradient
     initialised: list[str]  # weights the model directory did not hold (the new classification head)
     history: list[dict[str, float]] = field(default_factory=list)  # {"update", "epoch", dev metrics} per evaluation
 
@@ -138,7 +138,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
         method=method_name, seed=seed, best=final, best_update=best_update, best_epoch=best_update / per_epoch,
         updates=total, seconds_per_update=statistics.median(warm),
         adv_seconds_per_update=statistics.median(adv_seconds[len(adv_seconds) - len(warm):]),
-        skipped=run.method.skipped_total, initialised=run.initialised, history=history,
+        adv_skipped=run.method.skipped_total, initialised=run.initialised, history=history,
     )
     if on_best is not None:
         with full_weights(engine):
@@ -167,6 +167,6 @@ def report_means(reports: list[StepReport]) -> dict[str, float | None]:
     for key in ("loss", "adv_loss", "delta_norm", "grad_norm"):
         values = [getattr(r, key) for r in reports if getattr(r, key) is not None]
         out[key] = sum(values) / len(values) if values else None
-    out["skipped"] = sum(r.skipped for r in reports)
+    out["adv_skipped"] = sum(r.skipped for r in reports)
     out["adv_seconds"] = sum(r.adv_seconds for r in reports)
     return out

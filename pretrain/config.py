@@ -53,7 +53,9 @@ class MaskingConfig:
 class AdversarialConfig:
     method: str = "alum"  # any core method; "none" trains standard MLM throughout
     start: int | float = 0.5  # the step where the adversarial phase starts, or a fraction of max_steps
-    options: dict[str, Any] = field(default_factory=dict)  # the method's own options (alum methods)
+    # Options per method name, as in every stage, e.g. {alum: {alpha: 10.0}, smart: {alpha: 1.0}}: switching
+    # the method keeps the preset valid, and only the running method's entry is used.
+    options: dict[str, Any] = field(default_factory=dict)
     preflight: bool = True  # run one adversarial step at start-up, so memory errors show at step 0
 
 

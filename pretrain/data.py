@@ -18,7 +18,7 @@ import torch
 
 from alum.corpus import ensure_nonempty, iter_texts, resolve_files
 from alum.errors import UserError
-from pretrain.config import DataConfig, MaskingConfig
+from alum.pretrain.config import DataConfig, MaskingConfig
 
 
 def _texts(files: list[str], column: str, strict: bool, signature: Any = None) -> Iterator[dict[str, str]]:

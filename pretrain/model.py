@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from alum.errors import UserError
-from pretrain.config import ModelConfig
+from alum.pretrain.config import ModelConfig
 
 # Shapes and families of the presets. The large ones match the published BERT / RoBERTa models.
 PRESETS: dict[str, dict[str, Any]] = {

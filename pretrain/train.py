@@ -17,17 +17,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from alum.adversarial import Method, Target, build_method
+from alum.adversarial import Method, Target, build_method, build_methods
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
 from alum.training import distributed, plots, rng
 from alum.training.checkpoint import Checkpointer
-from alum.training.engine import EngineTrainer, build_engine
+from alum.training.engine import EngineTrainer, build_engine, zero_stage
 from alum.training.metrics import MetricsLog, read_metrics
-from pretrain.config import PretrainConfig
-from pretrain.data import EpochBatches, MaskedBatches, StreamBatches, build_blocks, fixed_validation_batches
-from pretrain.mlm import evaluate, mlm_forward
-from pretrain.model import load_model
+from alum.pretrain.config import PretrainConfig
+from alum.pretrain.data import EpochBatches, MaskedBatches, StreamBatches, build_blocks, fixed_validation_batches
+from alum.pretrain.mlm import evaluate, mlm_forward
+from alum.pretrain.model import load_model
 
 
 def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
@@ -40,11 +40,10 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     if not 0 <= switch <= cfg.max_steps:
         raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
     standard = build_method("none")
-    adversary = build_method(cfg.adversarial.method, cfg.adversarial.options, source="adversarial.options")
+    adversary = build_methods([cfg.adversarial.method], cfg.adversarial.options, "config",
+                              cfg.engine.grad_accum, zero_stage(cfg.engine, cfg.optim))[cfg.adversarial.method]
     if adversary.name == "none":
         switch = cfg.max_steps  # standard MLM throughout: no adversarial phase to log, plot or mark
-    if adversary.optimizer_steps and cfg.engine.grad_accum > 1:
-        raise UserError(f"method '{adversary.name}' steps the optimizer on every replay: set engine.grad_accum=1")
     if cfg.data.tokenizer is None:
         raise UserError("data.tokenizer is not set (a tokenizer directory, e.g. from `alum tokenizer train`)")
 
@@ -251,7 +250,7 @@ class Window:
             "phase": "adversarial" if self.adversarial else "standard",
             "method": method.name,
             **values,
-            "skipped_adversarial": method.skipped_total,
+            "adv_skipped": method.skipped_total,
             "bad_losses": trainer.bad_losses,
             "lr": engine.get_lr()[0],
             "tokens_per_s": self.tokens * distributed.world_size() / max(self.seconds, 1e-9),

@@ -13,7 +13,7 @@
 See tokenizer/README.md for the commands.
 """
 
-from tokenizer.config import TokenizerConfig
-from tokenizer.train import train_tokenizer
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.train import train_tokenizer
 
 __all__ = ["TokenizerConfig", "train_tokenizer"]

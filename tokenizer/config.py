@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tokenizer.specials import STYLES
+from alum.tokenizer.specials import STYLES
 
 # The byte-level pre-tokenizer maps every byte to one of 256 printable characters; all of them start in the
 # vocabulary, which is what makes every string encodable with no unknown token.

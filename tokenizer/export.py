@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokenizer.config import TokenizerConfig
-from tokenizer.pipeline import specials_of
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.pipeline import specials_of
 
 # The generic fast class: transformers 4 and 5 both load it (5 maps it to its tokenizers backend; the name
 # 5 itself records, "TokenizersBackend", does not exist in 4).

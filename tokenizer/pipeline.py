@@ -3,8 +3,8 @@ post-processor that adds the special tokens once their ids are known."""
 
 from __future__ import annotations
 
-from tokenizer.config import TokenizerConfig
-from tokenizer.specials import STYLES, SpecialTokens
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.specials import STYLES, SpecialTokens
 
 
 def specials_of(cfg: TokenizerConfig) -> SpecialTokens:

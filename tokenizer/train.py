@@ -14,12 +14,12 @@ from pathlib import Path
 from alum.config import save_config
 from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
 from alum.errors import UserError
-from tokenizer.config import TokenizerConfig
-from tokenizer.export import save_hf
-from tokenizer.interruptible import train_interruptibly
-from tokenizer.output import check_target, staged_directory
-from tokenizer.pipeline import add_post_processor, build_tokenizer, build_trainer, specials_of
-from tokenizer.progress import CorpusProgress
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.export import save_hf
+from alum.tokenizer.interruptible import train_interruptibly
+from alum.tokenizer.output import check_target, staged_directory
+from alum.tokenizer.pipeline import add_post_processor, build_tokenizer, build_trainer, specials_of
+from alum.tokenizer.progress import CorpusProgress
 
 OUTPUT_FILES = ("tokenizer.json", "tokenizer_config.json", "config.yaml", "stats.json")
 

@@ -7,7 +7,7 @@
 """
 
 from alum.adversarial import gradient, multipass, smoothness  # noqa: F401  (registers the methods)
-from alum.adversarial.base import METHODS, Method, StepReport, Trainer, build_method, method_defaults
+from alum.adversarial.base import METHODS, Method, StepReport, Trainer, build_method, build_methods, method_defaults
 from alum.adversarial.target import EmbeddingPerturbation, ForwardOutput, Target
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "Target",
     "Trainer",
     "build_method",
+    "build_methods",
     "method_defaults",
 ]

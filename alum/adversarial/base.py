@@ -68,6 +68,14 @@ class Method:
         """Optimizer steps the method takes itself per batch (FreeAT); 0 means the loop steps once."""
         return 0
 
+    def refusal(self, grad_accum: int, zero_stage: int) -> str | None:
+        """Why the method cannot train under this engine set-up, or None: every stage and the Trainer drop-in
+        ask here before any work. By default a method that steps the optimizer itself needs grad_accum 1."""
+        if self.optimizer_steps and grad_accum != 1:
+            return (f"engine.grad_accum: {self.name} takes an optimizer step on every replay of a batch, so it "
+                    f"needs 1 (got {grad_accum})")
+        return None
+
     def setup(self, target: Target, total_updates: int) -> None:
         """Called once before training, with the number of optimizer updates the run will make."""
 
@@ -164,17 +172,42 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def build_method(name: str, options: dict[str, Any] | None = None, source: str = "config") -> Method:
-    """The method `name`, configured from `options` (checked against its Config: unknown keys fail)."""
+def build_method(name: str, options: dict[str, Any] | None = None, source: str = "config",
+                 prefix: str | None = None) -> Method:
+    """The method `name`, configured from `options` (checked against its Config: an unknown key fails,
+    named as `prefix` + key)."""
     from alum.config import from_dict
 
     if name not in METHODS:
         raise UserError(f"{source}: unknown method '{name}' (known: {', '.join(METHODS)})")
     cls = METHODS[name]
+    prefix = f"{name}." if prefix is None else prefix
     if options and not dataclasses.fields(cls.Config):
-        raise UserError(f"{source}: method '{name}' takes no options, but {sorted(options)} are set (clear them: "
-                        f"{source}={{}})")
-    return cls(from_dict(cls.Config, options or {}, source=source, prefix=f"{name}."))
+        raise UserError(f"{source}: {prefix.rstrip('.')}: method '{name}' takes no options, but {sorted(options)} "
+                        "are set")
+    return cls(from_dict(cls.Config, options or {}, source=source, prefix=prefix))
+
+
+def build_methods(names: list[str], options: dict[str, Any], source: str = "config",
+                  grad_accum: int = 1, zero_stage: int = 0) -> dict[str, Method]:
+    """The methods `names` from `adversarial.options`, a mapping from method name to that method's options,
+    the same in every stage. Every entry is checked, used or not (a typo in a preset fails before any work),
+    and every method named is asked whether it can run under this engine set-up."""
+    if not isinstance(options, dict):
+        raise UserError(f"{source}: adversarial.options: expects a mapping of method names to their options")
+    for name, entry in options.items():
+        if name not in METHODS:
+            raise UserError(f"{source}: adversarial.options.{name}: unknown method (known: {', '.join(METHODS)})")
+        if entry is not None and not isinstance(entry, dict):
+            raise UserError(f"{source}: adversarial.options.{name}: expects a mapping of option names to values")
+        build_method(name, entry, source, prefix=f"adversarial.options.{name}.")
+    methods = {}
+    for name in names:
+        method = methods[name] = build_method(name, options.get(name), source, prefix=f"adversarial.options.{name}.")
+        why = method.refusal(grad_accum, zero_stage)
+        if why:
+            raise UserError(f"{source}: {why}")
+    return methods
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -207,8 +207,14 @@ class SMART(_Smoothness):
         self.student: torch.nn.Module | None = None
         self.total_updates = 1
 
+    def refusal(self, grad_accum: int, zero_stage: int) -> str | None:
+        if zero_stage == 3:
+            return ("engine.deepspeed: smart cannot run under ZeRO stage 3 (its momentum teacher is a full copy of the model on "
+                    "every process); use ZeRO stage 0, 1 or 2")
+        return super().refusal(grad_accum, zero_stage)
+
     def setup(self, target: Target, total_updates: int) -> None:
-        check_student(target.model)
+        check_student(target.model)  # the Trainer drop-in's engine is known only here
         self.student, self.total_updates = target.model, total_updates
 
     def new_teacher(self) -> MomentumTeacher:

@@ -35,8 +35,8 @@ def add_parser(sub) -> None:
 def resolve_task(spec: str | None, model_dir: Path):
     from alum.config import read_yaml
     from alum.errors import UserError
-    from finetune.model import TASK_FILE
-    from finetune.tasks import task_from
+    from alum.finetune.model import TASK_FILE
+    from alum.finetune.tasks import task_from
 
     if spec is None:
         saved = model_dir / TASK_FILE
@@ -51,7 +51,7 @@ def resolve_task(spec: str | None, model_dir: Path):
 
 def attack_config(args):
     from alum.config import from_dict
-    from finetune.evaluate import AttackConfig
+    from alum.finetune.evaluate import AttackConfig
 
     given = {"eps": args.attack_eps, "steps": args.attack_steps, "step_size": args.attack_step_size,
              "norm": args.attack_norm, "level": args.attack_level}
@@ -64,10 +64,10 @@ def run(args) -> int:
     from torch.utils.data import DataLoader
 
     from alum.errors import UserError
-    from finetune.data import Collator, load_task_file
-    from finetune.evaluate import evaluate
-    from finetune.model import load_classifier, make_forward
-    from finetune.prepare import load_model_and_tokenizer
+    from alum.finetune.data import Collator, load_task_file
+    from alum.finetune.evaluate import evaluate
+    from alum.finetune.model import load_classifier, make_forward
+    from alum.finetune.prepare import load_model_and_tokenizer
 
     attack = attack_config(args)
     # Every model and its data checked before the first is evaluated.

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
+from alum.commands.flags import Flag, add_flags, flag_values
 
-# Short flags and the config key each one sets. They are applied after the `key=value` overrides.
-FLAGS = {
-    "model": ("--model", str, "DIR", "a local HF model directory (the pretrain stage's export, or any encoder)"),
-    "data.train_file": ("--train-file", str, "PATH", "training file (tsv, csv or jsonl)"),
-    "data.dev_file": ("--dev-file", str, "PATH", "dev file, in the same format"),
-    "output": ("--output", str, "DIR", "output directory"),
-    "adversarial.method": ("--method", str, "NAME[,NAME]", "a core method, or several to compare"),
-    "train.seeds": ("--seeds", int, "N", "how many seeds to run"),
-    "train.max_steps": ("--max-steps", int, "N", "optimizer updates per run (replaces epochs)"),
-    "attack.eps": ("--attack-eps", float, "EPS", "radius of the embedding attack in the final evaluation"),
-    "attack.steps": ("--attack-steps", int, "K", "steps of the embedding attack"),
-    "engine.deepspeed": ("--deepspeed", str, "JSON", "a DeepSpeed config: ZeRO stage, offload (configs/deepspeed/)"),
-}
+FLAGS = [
+    Flag("--model", "model", "a local HF model directory (the pretrain stage's export, or any encoder)", metavar="DIR"),
+    Flag("--train-file", "data.train_file", "training file (tsv, csv or jsonl)", metavar="PATH"),
+    Flag("--dev-file", "data.dev_file", "dev file, in the same format", metavar="PATH"),
+    Flag("--output", "output", "output directory", metavar="DIR"),
+    Flag("--method", "adversarial.method", "a core method, or several to compare", metavar="NAME[,NAME]"),
+    Flag("--seeds", "train.seeds", "how many seeds to run", type=int, metavar="N"),
+    Flag("--max-steps", "train.max_steps", "optimizer updates per run (replaces epochs)", type=int, metavar="N"),
+    Flag("--attack-eps", "attack.eps", "radius of the embedding attack in the final evaluation", type=float,
+         metavar="EPS"),
+    Flag("--attack-steps", "attack.steps", "steps of the embedding attack", type=int, metavar="K"),
+    Flag("--deepspeed", "engine.deepspeed", "a DeepSpeed JSON config, or a shipped one's name (zero2, bf16, ...)",
+         metavar="JSON"),
+]
 
 
 def add_parser(sub) -> None:
@@ -27,24 +28,18 @@ def add_parser(sub) -> None:
         "seeds; writes metrics.json (mean, std, every seed) and the best checkpoint as a HF directory in best/. "
         "Config keys may be overridden as key.sub=value after the flags, e.g. optim.lr=5e-5.",
     )
-    p.add_argument("--config", help="YAML config, e.g. configs/finetune/sst2.yaml")
-    for key, (flag, kind, metavar, text) in FLAGS.items():
-        p.add_argument(flag, dest=key, type=kind, metavar=metavar, help=f"{text} (sets {key})")
+    p.add_argument("--config", help="a YAML config, or a shipped preset's name (sst2, rte, generic, ...)")
+    add_flags(p, FLAGS)
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     p.set_defaults(run=run)
 
 
-def flag_overrides(args, flags: dict) -> list[str]:
-    # JSON is YAML: a path keeps its characters (':', '#') and a number its type.
-    return [f"{key}={json.dumps(getattr(args, key))}" for key in flags if getattr(args, key) is not None]
-
-
 def run(args) -> int:
     from alum.training.distributed import ensure_launch_env
-    from finetune.config import load_finetune_config
-    from finetune.run import finetune
+    from alum.finetune.config import load_finetune_config
+    from alum.finetune.run import finetune
 
-    cfg = load_finetune_config(args.config, [*args.overrides, *flag_overrides(args, FLAGS)])
+    cfg = load_finetune_config(args.config, args.overrides, flag_values(args, FLAGS))
     ensure_launch_env()
     finetune(cfg)
     return 0

@@ -13,9 +13,10 @@ import shutil
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
-SST2 = REPO / "data" / "glue" / "SST-2"
+from alum.presets import preset, sample
+
+CORPUS = sample("corpus/wikitext-2-raw.sample.txt")
+SST2 = sample("glue/SST-2")
 MARKER = "quickstart.json"  # written last: a directory holding it is a finished quickstart, safe to replace
 
 
@@ -33,26 +34,26 @@ def run(args) -> int:
 
     for needed in (CORPUS, SST2 / "train.tsv", SST2 / "dev.tsv"):
         if not needed.is_file():
-            raise UserError(f"{needed} is missing: the quickstart runs from a checkout of the repository")
+            raise UserError(f"{needed} is missing: this install of alum lacks its samples (the alum.data package)")
     out = Path(args.output)
     prepare_output(out, args.overwrite)
     steps = []
 
     with stage(steps, "tokenizer", "byte-level BPE, 4,096 tokens, on a 600 KB WikiText-2 sample"):
         from alum.config import load_config
-        from tokenizer.config import TokenizerConfig
-        from tokenizer.train import train_tokenizer
+        from alum.tokenizer.config import TokenizerConfig
+        from alum.tokenizer.train import train_tokenizer
 
-        cfg = load_config(TokenizerConfig, REPO / "configs/tokenizer/bytelevel-bpe.yaml", [
+        cfg = load_config(TokenizerConfig, preset("tokenizer", "bytelevel-bpe"), [
             f"corpus.files=[{CORPUS}]", "bpe.vocab_size=4096", f"output.dir={out / 'tokenizer'}"])
         stats = train_tokenizer(cfg)
         steps[-1].update(where=out / "tokenizer", result=f"{stats.get('vocab_size', 4096)} tokens")
 
     with stage(steps, "pretrain", f"tiny BERT, {args.pretrain_steps} steps: masked LM, then ALUM for the second half"):
-        from pretrain.config import PretrainConfig
-        from pretrain.train import run as pretrain
+        from alum.pretrain.config import PretrainConfig
+        from alum.pretrain.train import run as pretrain
 
-        cfg = load_config(PretrainConfig, REPO / "configs/pretrain/tiny.yaml", [
+        cfg = load_config(PretrainConfig, preset("pretrain", "tiny"), [
             f"data.tokenizer={out / 'tokenizer'}", f"data.files=[{CORPUS}]", f"output={out / 'pretrain'}",
             f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}", "optim.lr=2e-3",
             f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"])
@@ -62,10 +63,10 @@ def run(args) -> int:
                                 f"accuracy {final.get('val_accuracy', float('nan')):.3f}")
 
     with stage(steps, "finetune", f"SST-2 (4,000-sentence sample), SMART, {args.finetune_epochs} epochs"):
-        from finetune.config import load_finetune_config
-        from finetune.run import finetune
+        from alum.finetune.config import load_finetune_config
+        from alum.finetune.run import finetune
 
-        cfg = load_finetune_config(str(REPO / "configs/finetune/sst2.yaml"), [
+        cfg = load_finetune_config(str(preset("finetune", "sst2")), [
             f"model={out / 'pretrain' / 'final'}", f"output={out / 'finetune'}",
             f"data.train_file={SST2 / 'train.tsv'}", f"data.dev_file={SST2 / 'dev.tsv'}",
             "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}",

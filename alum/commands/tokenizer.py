@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,8 +14,18 @@ TRAIN_EXAMPLES = """examples:
 KEY=VALUE overrides may stand anywhere; one right after --files that is not a file is an override too.
 Flags win over overrides, overrides over the config file."""
 
-# A --files item that looks like `key.sub=value` and is not a file was meant as an override.
-_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*=")
+from alum.commands.flags import OVERRIDE, Flag, add_flags, flag_values
+
+FLAGS = [
+    Flag("--files", "corpus.files", "corpus files, globs or directories", metavar="PATH", nargs="+"),
+    Flag("--vocab-size", "bpe.vocab_size", "tokens in the vocabulary", type=int, metavar="N"),
+    Flag("--output", "output.dir", "output directory", metavar="DIR"),
+    Flag("--overwrite", "output.overwrite", "replace an existing non-empty output directory", const=True),
+    Flag("--strict", "corpus.strict", "stop at the first undecodable line (default: skip)", const=True),
+    Flag("--text-column", "corpus.text_column", "column of JSON lines / CSV / parquet files (default: text)",
+         metavar="NAME"),
+    Flag("--no-progress", "progress", "no progress bar", const=False),
+]
 
 
 def add_parser(sub) -> None:
@@ -30,14 +39,9 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the examples' lines
     )
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. bpe.min_frequency=3")
-    t.add_argument("--config", help="a YAML preset, e.g. configs/tokenizer/bytelevel-bpe.yaml (default: that)")
-    t.add_argument("--files", nargs="+", metavar="PATH", help="corpus files, globs or directories")
-    t.add_argument("--vocab-size", type=int, help="bpe.vocab_size")
-    t.add_argument("--output", metavar="DIR", help="output.dir")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing non-empty output directory")
-    t.add_argument("--strict", action="store_true", help="stop at the first undecodable line (default: skip)")
-    t.add_argument("--text-column", help="column of JSON lines / CSV / parquet files (default: text)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--config", help="a YAML preset, or a shipped one's name: bytelevel-bpe (the default), "
+                   "bert-bpe, sennrich-bpe")
+    add_flags(t, FLAGS)
     t.set_defaults(run=run_train)
 
     s = actions.add_parser("stats", help="vocab size, unknown-token rate, bytes per token, tokens per word")
@@ -52,37 +56,23 @@ def add_parser(sub) -> None:
 
 
 def load_train_config(args):
-    """The config file, then KEY=VALUE overrides, then flags; checked against the schema."""
-    from alum.config import from_dict, parse_override, read_yaml, set_dotted
-    from tokenizer.config import TokenizerConfig
+    """The config file, then KEY=VALUE overrides, then flags; checked against the schema. A --files item that
+    looks like `key.sub=value` and is not a file was meant as an override (nargs="+" swallows what follows)."""
+    from alum.config import load_config
+    from alum.tokenizer.config import TokenizerConfig
 
-    data = read_yaml(args.config) if args.config else {}
-    files = list(args.files or [])
-    overrides = list(args.overrides) + [f for f in files if _OVERRIDE.match(f) and not Path(f).exists()]
-    files = [f for f in files if f not in overrides]
-    for text in overrides:
-        set_dotted(data, *parse_override(text))
-    flags = {
-        "corpus.files": files or None,
-        "bpe.vocab_size": args.vocab_size,
-        "output.dir": args.output,
-        "output.overwrite": args.overwrite or None,
-        "corpus.strict": args.strict or None,
-        "corpus.text_column": args.text_column,
-        "progress": False if args.no_progress else None,
-    }
-    for key, value in flags.items():
-        if value is not None:
-            set_dotted(data, key, value)
-    source = args.config or "command line"
-    if args.config and (overrides or any(v is not None for v in flags.values())):
-        source += " (with command-line overrides)"
-    return from_dict(TokenizerConfig, data, source=source)
+    flags = flag_values(args, FLAGS)
+    files = flags.pop("corpus.files", [])
+    meant = [f for f in files if OVERRIDE.match(f) and not Path(f).exists()]
+    files = [f for f in files if f not in meant]
+    if files:
+        flags["corpus.files"] = files
+    return load_config(TokenizerConfig, args.config, [*args.overrides, *meant], flags, kind="tokenizer")
 
 
 def run_train(args) -> int:
     from alum.config import dump_yaml
-    from tokenizer.train import train_tokenizer
+    from alum.tokenizer.train import train_tokenizer
 
     cfg = load_train_config(args)
     print("alum tokenizer train: resolved config\n" + dump_yaml(cfg), flush=True)
@@ -99,8 +89,8 @@ def run_train(args) -> int:
 def run_stats(args) -> int:
     from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
     from alum.errors import UserError
-    from tokenizer.progress import CorpusProgress
-    from tokenizer.stats import format_table, load_tokenizer, measure
+    from alum.tokenizer.progress import CorpusProgress
+    from alum.tokenizer.stats import format_table, load_tokenizer, measure
 
     if not 0.0 < args.sample <= 1.0:
         raise UserError(f"--sample must be in (0, 1], got {args.sample}")

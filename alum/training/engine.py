@@ -18,6 +18,7 @@ from torch import nn
 
 from alum.adversarial import Method, StepReport, Target
 from alum.errors import UserError
+from alum.presets import preset
 from alum.training import distributed
 
 
@@ -50,13 +51,17 @@ class EngineConfig:
             raise ValueError("micro_batch_size and grad_accum must be at least 1")
 
 
+def zero_stage(engine: EngineConfig, optim: OptimConfig) -> int:
+    return deepspeed_config(engine, optim).get("zero_optimization", {}).get("stage", 0)
+
+
 def deepspeed_config(engine: EngineConfig, optim: OptimConfig) -> dict[str, Any]:
     """The DeepSpeed config dict: the JSON (if any) completed from our YAML."""
     ds: dict[str, Any] = {}
     source = "deepspeed config"
     if engine.deepspeed:
         source = engine.deepspeed
-        path = Path(engine.deepspeed)
+        path = preset("deepspeed", engine.deepspeed, key="engine.deepspeed")
         if not path.is_file():
             raise UserError(f"deepspeed config '{path}' not found")
         try:

@@ -14,7 +14,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_finetune_hf_trainer import trained  # noqa: E402
 
-from finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
 
 
 def main(out: Path, ddp: bool) -> None:

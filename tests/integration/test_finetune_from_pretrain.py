@@ -6,7 +6,7 @@ import json
 
 from alum.cli import main
 from finetune_support import sst2_subset
-from pretrain import train as pretrain_train
+from alum.pretrain import train as pretrain_train
 from test_pretrain import small_corpus, tiny_config  # noqa: F401  (small_corpus is a fixture)
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("accelerate")  # transformers.Trainer needs it
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments  # noqa: E402
 
 from alum.errors import UserError  # noqa: E402
-from finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
 
 
 class Examples(torch.utils.data.Dataset):

@@ -16,8 +16,8 @@ from alum.adversarial import ForwardOutput
 from alum.cli import main
 from alum.config import load_config
 from alum.errors import UserError
-from pretrain import train as pretrain_train
-from pretrain.config import PretrainConfig
+from alum.pretrain import train as pretrain_train
+from alum.pretrain.config import PretrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
@@ -105,7 +105,7 @@ def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenize
     train = [r for r in records if "phase" in r]
     assert [r["phase"] for r in train] == ["standard"] * 3 + ["adversarial"] * 3
     adversarial = train[-1]
-    for key in ("loss", "adv_loss", "delta_norm", "skipped_adversarial", "lr", "tokens_per_s", "step_time"):
+    for key in ("loss", "adv_loss", "delta_norm", "adv_skipped", "lr", "tokens_per_s", "step_time"):
         assert key in adversarial, key
     assert {"val_loss", "val_perplexity", "val_accuracy"} <= set(records[-1])
     assert Path(result["loss_curve"]).stat().st_size > 10_000
@@ -196,7 +196,8 @@ def test_non_finite_losses_in_a_row_stop_with_a_usable_checkpoint(tmp_path, toke
         ({"data.files": "[/nonexistent/corpus.txt]"}, "corpus path '/nonexistent/corpus.txt' not found"),
         ({"adversarial.start": "50"}, "switch at step 50, beyond max_steps=6"),
         ({"adversarial.method": "almu"}, "unknown method 'almu'"),
-        ({"adversarial.options": "{alpah: 3}"}, "unknown key 'alum.alpah'"),
+        ({"adversarial.options.alum.alpah": "3"}, "unknown key 'adversarial.options.alum.alpah'"),
+        ({"adversarial.options": "{alpha: 3}"}, "adversarial.options.alpha: unknown method"),
         ({"data.block_size": "100000"}, "block"),
     ],
 )
@@ -249,7 +250,7 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
 def test_tokenised_corpus_is_cached(tmp_path, tokenizer_dir, small_corpus):
     from transformers import AutoTokenizer
 
-    from pretrain.data import build_blocks
+    from alum.pretrain.data import build_blocks
 
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -291,8 +292,8 @@ def test_mlm_forward_scores_masked_positions_only(family):
     every divergence and the loss count masked positions only."""
     from conftest import make_batch, tiny_mlm
 
-    from pretrain.data import with_mlm_index
-    from pretrain.mlm import mlm_forward
+    from alum.pretrain.data import with_mlm_index
+    from alum.pretrain.mlm import mlm_forward
 
     model = tiny_mlm(family).eval()
     batch = with_mlm_index(make_batch(0, mlm=True))

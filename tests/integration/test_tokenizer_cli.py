@@ -154,7 +154,7 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_failure_while_training_leaves_no_output_and_keeps_the_old(tmp_path, capsys, monkeypatch, existing):
-    import tokenizer.train as stage
+    import alum.tokenizer.train as stage
 
     real = stage.iter_texts
 
@@ -177,7 +177,7 @@ def test_failure_while_training_leaves_no_output_and_keeps_the_old(tmp_path, cap
 
 
 def test_failure_while_saving_leaves_no_half_written_output(tmp_path, capsys, monkeypatch):
-    import tokenizer.train as stage
+    import alum.tokenizer.train as stage
 
     def half_save(tokenizer, cfg, directory):
         tokenizer.save(str(directory / "tokenizer.json"))

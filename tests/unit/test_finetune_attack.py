@@ -7,8 +7,8 @@ import torch
 
 from alum.adversarial import Target
 from alum.adversarial import functional as AF
-from finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
-from finetune.tasks import task_from
+from alum.finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
+from alum.finetune.tasks import task_from
 from conftest import classification_forward, make_batch, tiny_classifier
 
 

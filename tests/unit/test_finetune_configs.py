@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from alum.errors import UserError
-from finetune.config import load_finetune_config
-from finetune.prepare import prepare
-from finetune.tasks import GLUE
+from alum.finetune.config import load_finetune_config
+from alum.finetune.prepare import prepare
+from alum.finetune.tasks import GLUE
 from finetune_support import REPO, model_dir  # noqa: F401  (model_dir is a fixture)
 
 PRESETS = sorted((REPO / "configs" / "finetune").glob("*.yaml"))

@@ -6,8 +6,8 @@ import pytest
 
 from alum.config import from_dict
 from alum.errors import UserError
-from finetune.data import Collator, encode, infer_labels, label_ids, read_split
-from finetune.tasks import GLUE, TaskConfig, task_from
+from alum.finetune.data import Collator, encode, infer_labels, label_ids, read_split
+from alum.finetune.tasks import GLUE, TaskConfig, task_from
 from finetune_support import SST2, build_tokenizer, write_jsonl, write_tsv
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finetune import metrics as M
+from alum.finetune import metrics as M
 
 
 def test_accuracy_f1_matthews_on_a_worked_example():

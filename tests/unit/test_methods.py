@@ -243,9 +243,8 @@ def test_unknown_method_and_unknown_option_are_one_line_errors():
         build_method("alum", {"alpah": 1.0})
     with pytest.raises(UserError, match="'pgd.steps' expects int"):
         build_method("pgd", {"steps": "many"})
-    # a preset's ALUM options left behind when switching to the baseline: say how to clear them
-    with pytest.raises(UserError, match=r"method 'none' takes no options.*adversarial.options=\{\}"):
-        build_method("none", {"alpha": 10.0}, source="adversarial.options")
+    with pytest.raises(UserError, match=r"adversarial.options.none: method 'none' takes no options"):
+        build_method("none", {"alpha": 10.0}, prefix="adversarial.options.none.")
 
 
 def test_supervised_method_without_labels_is_a_clear_error():

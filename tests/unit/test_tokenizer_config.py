@@ -8,8 +8,8 @@ import pytest
 
 from alum.config import load_config
 from alum.errors import UserError
-from tokenizer.config import TokenizerConfig
-from tokenizer.pipeline import build_tokenizer, build_trainer
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.pipeline import build_tokenizer, build_trainer
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "tokenizer"
 

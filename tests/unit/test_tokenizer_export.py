@@ -9,9 +9,9 @@ import pytest
 from tokenizers import AddedToken
 
 from alum.config import from_dict
-from tokenizer.config import TokenizerConfig
-from tokenizer.export import save_hf
-from tokenizer.pipeline import add_post_processor, build_tokenizer, build_trainer, specials_of
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.export import save_hf
+from alum.tokenizer.pipeline import add_post_processor, build_tokenizer, build_trainer, specials_of
 
 TEXTS = ["The game was won", " a <mask> b\n", "日本 😀", "x [MASK] y"]
 PAIR = ("first part", "second part")

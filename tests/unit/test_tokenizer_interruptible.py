@@ -11,7 +11,7 @@ import time
 import pytest
 
 from alum.errors import UserError
-from tokenizer.interruptible import train_interruptibly
+from alum.tokenizer.interruptible import train_interruptibly
 
 
 def trainer_pair():

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from alum.errors import UserError
-from tokenizer.output import check_target, staged_directory
+from alum.tokenizer.output import check_target, staged_directory
 
 
 class Boom(Exception):

@@ -1,4 +1,4 @@
-"""`tokenizer.stats`: the figures on tokenizers that are ours and that are not, and loading any directory."""
+"""`alum.tokenizer.stats`: the figures on tokenizers that are ours and that are not, and loading any directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alum.errors import UserError
-from tokenizer.stats import format_table, load_tokenizer, measure
+from alum.tokenizer.stats import format_table, load_tokenizer, measure
 
 
 def word_level_dir(tmp_path, with_config: bool = True):
@@ -48,7 +48,7 @@ def test_a_bare_tokenizer_json_loads_and_its_unknown_token_is_found(tmp_path, pa
 
 
 def test_batches_give_the_same_counts_as_one_by_one(tmp_path, monkeypatch):
-    import tokenizer.stats as stats
+    import alum.tokenizer.stats as stats
 
     tok = load_tokenizer(word_level_dir(tmp_path))
     texts = [f"the cat {'sat ' * (i % 5)}on x{i}" for i in range(25)]

@@ -12,8 +12,8 @@ import yaml
 
 from alum.config import from_dict, load_config
 from alum.errors import UserError
-from tokenizer.config import TokenizerConfig
-from tokenizer.train import OUTPUT_FILES, train_tokenizer
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.train import OUTPUT_FILES, train_tokenizer
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "corpus" / "wikitext-2-raw.sample.txt"
 

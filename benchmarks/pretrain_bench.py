@@ -82,7 +82,7 @@ def collator(seed: int = 0):
 def ours_engine(shape: str, method_name: str):
     from alum.adversarial import Target, build_method
     from alum.training.engine import EngineConfig, EngineTrainer, OptimConfig, build_engine
-    from pretrain.mlm import mlm_forward
+    from alum.pretrain.mlm import mlm_forward
 
     s = SHAPES[shape]
     precision = "bf16" if torch.cuda.is_available() else "fp32"
@@ -94,7 +94,7 @@ def ours_engine(shape: str, method_name: str):
 
 
 def ours_batches(shape: str, device):
-    from pretrain.data import with_mlm_index
+    from alum.pretrain.data import with_mlm_index
 
     c, rows, batch = collator(), make_rows(shape, 256), SHAPES[shape]["batch"]
     i = 0

@@ -81,7 +81,9 @@ def collator(seed: int = 0):
 
 def ours_engine(shape: str, method_name: str):
     from alum.adversarial import Target, build_method
-    from alum.training.engine import EngineConfig, EngineTrainer, OptimConfig, build_engine
+    from alum.training.deepspeed_config import EngineConfig
+    from alum.training.engine import EngineTrainer, build_engine
+    from alum.training.optim import OptimConfig
     from alum.pretrain.mlm import mlm_forward
 
     s = SHAPES[shape]

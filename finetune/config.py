@@ -7,8 +7,9 @@ from typing import Any
 
 from alum.adversarial import METHODS, Method, build_method, build_methods
 from alum.config import load_config
-from alum.training.engine import EngineConfig, OptimConfig, zero_stage
+from alum.training.deepspeed_config import EngineConfig, zero_stage
 from alum.training.metrics import WandbConfig
+from alum.training.optim import OptimConfig
 from alum.finetune.evaluate import AttackConfig
 from alum.finetune.tasks import TaskConfig
 

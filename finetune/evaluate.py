@@ -1,9 +1,10 @@
 """Dev metrics of a model on a task file, clean and under an embedding-space PGD attack.
 
 The attack is the core's: delta enters at the output of the input embeddings (the same hook training uses),
-climbs the task loss with normalised steps, and is projected back to the eps-ball after each one
-(`alum.adversarial.functional.ascent_step` in `project` mode), with the model in eval mode (no dropout).
-It starts from zero, so it is deterministic: two models attacked with the same settings are comparable.
+climbs the task loss in the core's ascent loop (`alum.adversarial.ascent.climb`, PGD's) with normalised steps,
+and is projected back to the eps-ball after each one (`functional.ascent_step` in `project` mode), with the
+model in eval mode (no dropout). It starts from zero, so it is deterministic: two models attacked with the
+same settings are comparable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from alum.adversarial import Target
+from alum.adversarial import Target, ascent
 from alum.adversarial import functional as AF
 from alum.adversarial.target import ForwardFn
 from alum.finetune.metrics import task_metrics
@@ -50,16 +51,14 @@ def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig)
     mask = AF.token_mask(batch.get("attention_mask"), delta.shape, ids.device)
     if attack.eps == 0:
         return delta
-    for _ in range(attack.steps):
-        delta.requires_grad_()
-        with torch.enable_grad(), target.perturbation.applied(delta):
-            loss = target(batch).loss
-        (grad,) = torch.autograd.grad(loss, delta)  # w.r.t. delta only: no parameter's .grad is touched
-        if not torch.isfinite(grad).all():
-            return delta.detach()  # keep the last finite point: an attack that stalls, not a crash
-        delta = AF.ascent_step(delta.detach(), grad, attack.alpha, constraint="project", p=attack.norm,
-                               level=attack.level, eps=attack.eps, sign=True) * mask
-    return delta.detach()
+
+    def loss_at(d: Tensor) -> Tensor:
+        with target.perturbation.applied(d):
+            return target(batch).loss
+
+    rule = ascent.Rule(attack.alpha, "project", attack.norm, attack.level, attack.eps, sign=True)
+    # a non-finite gradient stops the climb at the last finite point: an attack that stalls, not a crash
+    return ascent.climb(delta, loss_at, rule, mask, attack.steps).delta
 
 
 def predictions(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, Tensor]],

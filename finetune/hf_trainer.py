@@ -72,8 +72,6 @@ class AdversarialTrainer(Trainer):
         model.train()
         inputs = self._prepare_inputs(inputs)
         self._wrapped_forward_due = True
-        if self.accelerator.scaler is not None:  # fp16: ascent gradients are taken at the loss scale
-            self.method.grad_scale = self.accelerator.scaler.get_scale
         with self.compute_loss_context_manager():
             report = self.method.step(self.target, inputs, _Backward(self))
         self._reports.append(report)
@@ -96,7 +94,7 @@ class AdversarialTrainer(Trainer):
 
 class _Backward:
     """What the method is lent: the Trainer's backward, scaled for gradient accumulation as the Trainer's own
-    training_step scales it."""
+    training_step scales it, and the loss scale that backward applies under fp16."""
 
     def __init__(self, trainer: AdversarialTrainer):
         self.trainer = trainer
@@ -115,6 +113,10 @@ class _Backward:
 
     def optimizer_step(self) -> None:
         raise RuntimeError("transformers.Trainer owns the optimizer step")  # FreeAT is refused at construction
+
+    def loss_scale(self) -> float:
+        scaler = self.trainer.accelerator.scaler  # fp16 under torch amp; None otherwise
+        return 1.0 if scaler is None else float(scaler.get_scale())
 
 
 class _MethodHooks(TrainerCallback):

@@ -17,21 +17,10 @@ from torch import nn
 
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError
+from alum.training.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TASK_FILE = "alum_task.json"  # the task spec saved next to an exported model, for `alum evaluate`
-
-
-def check_model_dir(path: str | Path, key: str = "model") -> Path:
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"model directory '{path}' not found ({key})")
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path}: no config.json, not a Hugging Face model directory ({key})")
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise UserError(f"{path}: no weights ({' or '.join(WEIGHT_FILES[::2])}) in the model directory ({key})")
-    return path
 
 
 def load_config(path: Path):
@@ -41,18 +30,6 @@ def load_config(path: Path):
         return AutoConfig.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as err:
         raise UserError(f"{path}/config.json: cannot be read as a model config: {str(err).splitlines()[0]}") from None
-
-
-def load_tokenizer(path: Path, key: str):
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError, TypeError) as err:
-        raise UserError(f"{path}: no usable tokenizer ({key}): {str(err).splitlines()[0]}") from None
-    if tokenizer.pad_token_id is None:
-        raise UserError(f"{path}: the tokenizer has no padding token ({key})")
-    return tokenizer
 
 
 def check_pair(tokenizer, config, model_dir: Path, tokenizer_dir: Path, max_len: int, len_key: str) -> None:
@@ -142,19 +119,11 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Pa
     """A HF directory that AutoModelForSequenceClassification loads with no code of ours, label names in its
     config, the tokenizer, and the task spec. Written aside and swapped in by renames, so a kill at any moment
     leaves one complete copy (`<name>/`, or `<name>.old/` in the instant between the two renames)."""
-    import shutil
-
     directory = Path(directory)
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = staging(directory)
     with quiet_transformers():
         model.save_pretrained(str(partial))
         tokenizer.save_pretrained(str(partial))
     (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        directory.rename(old)
-    partial.rename(directory)
-    shutil.rmtree(old, ignore_errors=True)
+    publish(partial, directory)
     return directory

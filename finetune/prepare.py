@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from alum.errors import UserError
+from alum.training.hf_dirs import check_model_dir, load_tokenizer
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split
-from alum.finetune.model import check_model_dir, check_pair, load_config, load_tokenizer
+from alum.finetune.model import check_pair, load_config
 from alum.finetune.tasks import TaskConfig
 
 
@@ -28,7 +30,10 @@ def load_model_and_tokenizer(model: str, tokenizer: str | None, max_len: int | N
     the sequence length to use (`max_len`, or by default 128 or the model's positions if fewer)."""
     model_dir = check_model_dir(model)
     tokenizer_dir = Path(tokenizer) if tokenizer else model_dir
-    tok = load_tokenizer(tokenizer_dir, "tokenizer" if tokenizer else "model")
+    key = "tokenizer" if tokenizer else "model"
+    tok = load_tokenizer(tokenizer_dir, key)
+    if tok.pad_token_id is None:
+        raise UserError(f"{tokenizer_dir}: the tokenizer has no padding token ({key})")
     config = load_config(model_dir)
     if max_len is None:
         max_len = min(128, getattr(config, "max_position_embeddings", 128))

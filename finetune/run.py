@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
-from tqdm.auto import tqdm
 
 from alum.config import dump_yaml, save_config
 from alum.training import distributed
+from alum.training.metrics import say
 from alum.training.plots import metric_per_epoch
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.model import export
@@ -147,8 +147,3 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     if distributed.is_main():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-def say(text: str) -> None:
-    if distributed.is_main():
-        tqdm.write(text)

@@ -20,13 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm.auto import tqdm
 
 from alum.adversarial import Method, StepReport, Target
 from alum.config import to_dict
 from alum.training import distributed, rng
 from alum.training.engine import EngineTrainer, build_engine
-from alum.training.metrics import MetricsLog
+from alum.training.metrics import MetricsLog, progress_bar, say
 from alum.finetune.data import Collator, Encoded
 from alum.finetune.evaluate import evaluate
 from alum.finetune.model import full_weights, load_classifier, make_forward
@@ -70,8 +69,8 @@ def build_run(prep: Prepared, method_name: str, seed: int) -> Run:
     cfg, task = prep.cfg, prep.task
     rng.seed_everything(seed)  # before the model: the new head is drawn from this seed
     model, initialised = load_classifier(prep.model_dir, task)
-    if initialised and distributed.is_main():
-        tqdm.write(f"{prep.model_dir}: newly initialised (not in the directory): {', '.join(initialised)}")
+    if initialised:
+        say(f"{prep.model_dir}: newly initialised (not in the directory): {', '.join(initialised)}")
     forward = make_forward(model, task.regression)
     method = cfg.adversarial.build(method_name)
     per_update = cfg.engine.micro_batch_size * cfg.engine.grad_accum * distributed.world_size()
@@ -101,7 +100,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
     best: dict[str, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_update, history, seconds, adv_seconds = 0, [], [], []
-    bar = tqdm(total=total, desc=f"{method_name} seed {seed}", disable=not distributed.is_main(), dynamic_ncols=True)
+    bar = progress_bar(total, f"{method_name} seed {seed}")
 
     for update in range(1, total + 1):
         micro_batches = [to_device(next(train_batches), engine.device) for _ in range(grad_accum)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from alum.training.engine import EngineConfig, OptimConfig
+from alum.training.deepspeed_config import EngineConfig
 from alum.training.metrics import WandbConfig
+from alum.training.optim import OptimConfig
 
-Family = Literal["bert", "roberta", "deberta-v2", "electra", "distilbert"]
+Family = Literal["bert", "roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 
 
 @dataclass

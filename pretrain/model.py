@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from alum.errors import UserError
+from alum.training.hf_dirs import check_model_dir
 from alum.pretrain.config import ModelConfig
 
 # Shapes and families of the presets. The large ones match the published BERT / RoBERTa models.
@@ -17,8 +17,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "roberta-base": dict(family="roberta", hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
     "roberta-large": dict(family="roberta", hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def build_config(cfg: ModelConfig, tokenizer, block_size: int):
@@ -37,14 +35,19 @@ def build_config(cfg: ModelConfig, tokenizer, block_size: int):
                      n_heads=shape["num_attention_heads"], hidden_dim=shape["intermediate_size"])
     if family == "roberta":
         common.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, type_vocab_size=1)
+    if family == "modernbert":  # it names its sequence tokens in the config; rotary positions, no offset
+        common.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id)
     classes = {"bert": T.BertConfig, "roberta": T.RobertaConfig, "deberta-v2": T.DebertaV2Config,
-               "electra": T.ElectraConfig, "distilbert": T.DistilBertConfig}
-    config = classes[family](**{**common, **shape})
-    for key, value in cfg.overrides.items():
-        if not hasattr(config, key):
-            raise UserError(f"model.overrides: '{key}' is not a field of {type(config).__name__}")
-        setattr(config, key, value)
-    return config
+               "electra": T.ElectraConfig, "distilbert": T.DistilBertConfig, "modernbert": T.ModernBertConfig}
+    cls = classes[family]
+    blank = cls()
+    for key in cfg.overrides:
+        if not hasattr(blank, key):
+            raise UserError(f"model.overrides: '{key}' is not a field of {cls.__name__}")
+    # Into the constructor, not set afterwards: fields derived from others (ModernBERT's layer_types from
+    # num_hidden_layers) are derived from the overridden values.
+    return cls(**{**common, **shape, **cfg.overrides})
 
 
 def load_model(cfg: ModelConfig, tokenizer, block_size: int, log=print):
@@ -55,11 +58,7 @@ def load_model(cfg: ModelConfig, tokenizer, block_size: int, log=print):
         model = AutoModelForMaskedLM.from_config(build_config(cfg, tokenizer, block_size))
         return model, f"new {model.config.model_type} model ({cfg.preset} shape), randomly initialised"
 
-    path = Path(cfg.path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"model.path '{path}' is not a HF model directory (no config.json)")
-    if not any((path / name).is_file() for name in WEIGHT_FILES):
-        raise UserError(f"model.path '{path}' has no weights ({' or '.join(WEIGHT_FILES[::2])})")
+    path = check_model_dir(cfg.path, "model.path")
     model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     missing = [k for k in info["missing_keys"] if "position_ids" not in k]
     origin = f"{model.config.model_type} model from {path}"

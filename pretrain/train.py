@@ -15,15 +15,17 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from alum.adversarial import Method, Target, build_method, build_methods
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
 from alum.training import distributed, plots, rng
 from alum.training.checkpoint import Checkpointer
-from alum.training.engine import EngineTrainer, build_engine, zero_stage
-from alum.training.metrics import MetricsLog, read_metrics
+from alum.training.deepspeed_config import zero_stage
+from alum.training.engine import EngineTrainer, build_engine
+from alum.training.hf_dirs import load_tokenizer
+from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
+from alum.training.publish import publish, staging
 from alum.pretrain.config import PretrainConfig
 from alum.pretrain.data import EpochBatches, MaskedBatches, StreamBatches, build_blocks, fixed_validation_batches
 from alum.pretrain.mlm import evaluate, mlm_forward
@@ -49,7 +51,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
 
     say(f"alum pretrain: resolved config\n{dump_yaml(cfg)}")
     rng.seed_everything(cfg.seed)
-    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    tokenizer = load_tokenizer(cfg.data.tokenizer, "data.tokenizer")
     model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
     say(f"model: {origin}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
@@ -103,7 +105,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
 
     # ---- the loop ----
     window = Window()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="pretrain", disable=not distributed.is_main(), dynamic_ncols=True)
+    bar = progress_bar(cfg.max_steps, "pretrain", initial=step)
     while step < cfg.max_steps:
         if stop.requested or (cfg.stop_after is not None and step >= cfg.stop_after):
             save(step)
@@ -178,17 +180,6 @@ def check_world_size(path: Path) -> None:
             f"{path} was written by {written} process(es) and this run has {distributed.world_size()}: resume with "
             f"{written} (bash launch/local.sh {written} pretrain ... --resume)"
         )
-
-
-def load_tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    if not Path(path).is_dir():
-        raise UserError(f"data.tokenizer '{path}' is not a directory")
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as err:
-        raise UserError(f"data.tokenizer '{path}' does not load as a HF tokenizer ({str(err).splitlines()[0]})") from None
 
 
 def preflight_batch(validation, masked, blocks, micro):
@@ -270,12 +261,10 @@ def export_hf(engine, tokenizer, path: Path) -> None:
     params = list(module.parameters()) if zero3 else []
     with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
         if distributed.is_main():
-            tmp = path.with_name(path.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            module.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            shutil.rmtree(path, ignore_errors=True)
-            tmp.rename(path)
+            staged = staging(path)
+            module.save_pretrained(staged, safe_serialization=True)
+            tokenizer.save_pretrained(staged)
+            publish(staged, path)
     distributed.barrier()
 
 
@@ -300,8 +289,3 @@ def install_sigterm() -> _Stop:
 def _synced(started: float) -> float:
     torch.cuda.synchronize()
     return time.perf_counter() - started
-
-
-def say(message: str) -> None:
-    if distributed.is_main():
-        tqdm.write(message)

@@ -17,7 +17,7 @@ torch.set_num_threads(2)
 
 from alum.adversarial import ForwardOutput  # noqa: E402
 
-FAMILIES = ["bert", "roberta", "deberta-v2", "electra", "distilbert"]
+FAMILIES = ["bert", "roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 VOCAB = 97
 PAD = 0
 
@@ -37,6 +37,9 @@ def tiny_config(family: str, num_labels: int = 3):
         return T.ElectraConfig(**common, **layers, embedding_size=16)
     if family == "distilbert":
         return T.DistilBertConfig(**common, dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    if family == "modernbert":  # its dropouts default to 0; the train-mode tests need some to see masks
+        return T.ModernBertConfig(**common, **layers, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2,
+                                  embedding_dropout=0.1, mlp_dropout=0.1, attention_dropout=0.1)
     raise ValueError(family)
 
 
@@ -104,6 +107,9 @@ class RecordingTrainer:
         if self.apply:
             loss.backward()
 
+    def loss_scale(self):
+        return 1.0
+
     def optimizer_step(self):
         self.steps += 1
         if self.apply and self.lr and self.model is not None:
@@ -138,3 +144,14 @@ def tokenizer_dir(tmp_path_factory) -> Path:
                             pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>",
                             model_max_length=512).save_pretrained(out)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need a CUDA device and are skipped without one, so the README's one test command runs
+    everything else on a CPU; `-m "not slow"` leaves out the end-to-end runs for a quick check."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from alum.errors import UserError
+from alum.training.publish import publish
 
 
 def check_target(target: Path, overwrite: bool) -> None:
@@ -70,20 +71,12 @@ def _sibling(target: Path, kind: str) -> Path:
 
 
 def _publish(stage: Path, target: Path, overwrite: bool) -> None:
-    old = None
-    if target.exists():
-        if any(target.iterdir()) and not overwrite:  # appeared while we trained
-            raise UserError(f"output directory '{target}' was created by someone else during training")
-        old = _sibling(target, "old")
-        os.replace(target, old)
+    if target.exists() and any(target.iterdir()) and not overwrite:  # appeared while we trained
+        raise UserError(f"output directory '{target}' was created by someone else during training")
     try:
-        os.replace(stage, target)
+        publish(stage, target, old=_sibling(target, "old"))
     except OSError as err:
-        if old is not None:
-            os.replace(old, target)
         raise UserError(f"cannot move the new tokenizer into '{target}' ({err})") from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager

@@ -6,40 +6,10 @@ Works on any Hugging Face tokenizer directory (ours or not), so tokenizers can b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
-from alum.errors import UserError
+from alum.training.hf_dirs import load_tokenizer  # noqa: F401  (the stats command loads with it)
 
 BATCH = 1000  # texts encoded per call: large enough for the Rust side to work in parallel
-
-
-def load_tokenizer(path: str | Path):
-    """A tokenizer from a local directory (or a tokenizer.json file), never from the network."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"tokenizer '{path}' not found")
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    if path.is_file():  # a bare tokenizer.json
-        return _load(PreTrainedTokenizerFast, path, tokenizer_file=str(path))
-    try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    except Exception as err:  # transformers raises many types for a directory it cannot read
-        if (path / "tokenizer.json").is_file():  # a directory with only the tokenizers file
-            return _load(PreTrainedTokenizerFast, path, tokenizer_file=str(path / "tokenizer.json"))
-        raise UserError(f"'{path}' is not a tokenizer directory transformers can load ({_first_line(err)})") from None
-
-
-def _load(cls, path: Path, **kwargs):
-    try:
-        return cls(**kwargs)
-    except Exception as err:
-        raise UserError(f"'{path}': cannot load the tokenizer ({_first_line(err)})") from None
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def measure(tokenizer, texts: Iterable[str]) -> dict:

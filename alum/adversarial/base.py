@@ -1,8 +1,8 @@
-"""The interface every method implements, the report it returns, and the registry of methods by name."""
+"""The interface every method implements, the report it returns, and the single-pass template most methods
+fill in (the registry of methods by name is in `registry`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor
 
+from alum.adversarial import ascent, dropout
 from alum.adversarial import functional as AF
 from alum.adversarial.target import ForwardOutput, Target
 from alum.errors import UserError
@@ -23,6 +24,17 @@ class Trainer(Protocol):
     def backward(self, loss: Tensor) -> None: ...
 
     def optimizer_step(self) -> None: ...
+
+    def loss_scale(self) -> float:
+        """The factor `backward` multiplies a loss by (fp16 loss scaling; 1.0 without). Ascent gradients that
+        a method takes itself with autograd.grad are scaled alike, or small ones underflow in half precision,
+        and unscaled before use. A loop that does not scale may leave this out: 1.0 is assumed."""
+        return 1.0
+
+
+def loss_scale(trainer: Trainer) -> float:
+    scale = getattr(trainer, "loss_scale", None)
+    return 1.0 if scale is None else float(scale())
 
 
 @dataclass
@@ -38,7 +50,8 @@ class StepReport:
 
 
 class Method:
-    """Base class. A subclass sets `name`, `Config`, `needs_labels`, and implements `step`.
+    """Base class. A subclass sets `name`, `Config`, `needs_labels`, and implements `step` (or, through
+    `SinglePass`, only its adversarial term).
 
     `step` runs everything for one micro-batch: forwards, ascent on delta (gradients w.r.t. delta only,
     never touching a parameter's .grad), and `trainer.backward` on the final loss: exactly once for
@@ -54,9 +67,6 @@ class Method:
         self.config = config if config is not None else self.Config()
         self.skipped_total = 0
         self.last_delta: Tensor | None = None  # the final perturbation of the last step, for inspection
-        # Under fp16 loss scaling the ascent loss is scaled by this before autograd.grad and the result
-        # unscaled, so small gradients do not underflow; the loop sets it to the engine's loss scale.
-        self.grad_scale: Callable[[], float] = lambda: 1.0
 
     # Passes and optimizer steps per micro-batch, for the loop's bookkeeping.
     @property
@@ -115,17 +125,17 @@ class Method:
         with target.perturbation.applied(delta, self.site):
             return target(batch)
 
-    def ascent_grad(self, objective: Tensor, delta: Tensor, retain_graph: bool = False) -> Tensor | None:
-        """d objective / d delta, touching no parameter's .grad; None (and counted) if not finite."""
-        scale = float(self.grad_scale())
-        (grad,) = torch.autograd.grad(objective * scale, delta, retain_graph=retain_graph)
-        return self.checked(AF.f32(grad) / scale)
+    def ascent_grad(self, objective: Tensor, delta: Tensor, trainer: Trainer,
+                    retain_graph: bool = False) -> Tensor | None:
+        """d objective / d delta at the trainer's loss scale, unscaled, touching no parameter's .grad; None if
+        not finite (whoever drops the term for it counts the skip)."""
+        return ascent.delta_grad(objective, delta, retain_graph, scale=loss_scale(trainer))
 
-    def checked(self, grad: Tensor | None) -> Tensor | None:
-        if grad is None or not torch.isfinite(grad).all():
-            self.skipped_total += 1
-            return None
-        return grad
+    def climb(self, delta: Tensor, objective: Callable[[Tensor], Tensor], update: Callable[[Tensor, Tensor], Tensor],
+              mask: Tensor, trainer: Trainer, steps: int = 1, first: Tensor | None = None) -> ascent.Climbed:
+        """`ascent.climb` with this method's `ascent_grad`, at the trainer's loss scale."""
+        return ascent.climb(delta, objective, update, mask, steps,
+                            lambda o, d, retain: self.ascent_grad(o, d, trainer, retain), first)
 
     @staticmethod
     def mask_of(batch: dict[str, Tensor], delta_shape: torch.Size, device: torch.device) -> Tensor:
@@ -157,58 +167,75 @@ class Method:
         )
 
 
+@dataclass
+class CleanPass:
+    """The clean pass of a single-pass step, as the method's terms see it."""
+
+    out: ForwardOutput
+    mask: Tensor  # (B, T, 1), 1 at real tokens: delta stays 0 at padding
+    zero: Tensor | None  # the zero delta the pass ran with (`climbs_from_clean`), a leaf to differentiate by
+    random_state: dropout.RandomState  # the streams before the pass: replaying them replays its dropout masks
+
+
+class SinglePass(Method):
+    """The template of every method with one backward per micro-batch. The base runs the clean forward, times
+    the adversarial part, calls backward once on
+
+        task loss + weight * adversarial term + extra terms
+
+    and reports. When the adversarial term is dropped (a non-finite ascent gradient), the step still trains
+    on the rest, and the skip is counted. A subclass supplies `adversarial_term`, and `extra_terms` if it has
+    terms that do not depend on delta.
+    """
+
+    # Run the clean pass with a zero delta attached: its loss's gradient w.r.t. delta is then the first ascent
+    # gradient, for no extra forward.
+    climbs_from_clean: ClassVar[bool] = False
+
+    @property
+    def weight(self) -> float:
+        """Weight of the adversarial term: the method's `weight` option, 1.0 if it has none."""
+        return getattr(self.config, "weight", 1.0)
+
+    def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass,
+                         trainer: Trainer) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """(the unweighted term, its delta, the last ascent gradient or None if it took none); None drops
+        the term for this batch."""
+        raise NotImplementedError
+
+    def extra_terms(self, target: Target, batch: dict[str, Tensor], clean: CleanPass) -> list[Tensor]:
+        """Weighted loss terms that do not depend on delta, kept when the adversarial term is dropped."""
+        return []
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        device = batch["input_ids"].device
+        random_state = dropout.capture(device)
+        zero = self.zeros(target, batch) if self.climbs_from_clean else None
+        out = self.clean_forward(target, batch, zero)
+        started = time.perf_counter()
+        clean = CleanPass(out, self.mask_of(batch, self.delta_shape(target, batch), device), zero, random_state)
+        extra = self.extra_terms(target, batch, clean)
+        term = self.adversarial_term(target, batch, clean, trainer)
+        if term is None:
+            self.skipped_total += 1
+            trainer.backward(total_loss(out.loss, extra))
+            return self.report(out.loss, None, None, None, clean.mask, started, skipped=True)
+        adv_loss, delta, grad = term
+        trainer.backward(total_loss(out.loss, [self.weight * adv_loss, *extra]))
+        return self.report(out.loss, adv_loss, delta, grad, clean.mask, started)
+
+
+def total_loss(task_loss: Tensor | None, terms: list[Tensor]) -> Tensor | None:
+    """The task loss (None without labels) plus the terms, added in the order given: a float sum depends on
+    its order."""
+    if not terms:
+        return task_loss
+    total = sum(terms)
+    return total if task_loss is None else task_loss + total
+
+
 def elapsed(started: float, device: torch.device) -> float:
     """Seconds since `started`; waits for queued GPU work first, or the figure means nothing."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - started
-
-
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    METHODS[cls.name] = cls
-    return cls
-
-
-def build_method(name: str, options: dict[str, Any] | None = None, source: str = "config",
-                 prefix: str | None = None) -> Method:
-    """The method `name`, configured from `options` (checked against its Config: an unknown key fails,
-    named as `prefix` + key)."""
-    from alum.config import from_dict
-
-    if name not in METHODS:
-        raise UserError(f"{source}: unknown method '{name}' (known: {', '.join(METHODS)})")
-    cls = METHODS[name]
-    prefix = f"{name}." if prefix is None else prefix
-    if options and not dataclasses.fields(cls.Config):
-        raise UserError(f"{source}: {prefix.rstrip('.')}: method '{name}' takes no options, but {sorted(options)} "
-                        "are set")
-    return cls(from_dict(cls.Config, options or {}, source=source, prefix=prefix))
-
-
-def build_methods(names: list[str], options: dict[str, Any], source: str = "config",
-                  grad_accum: int = 1, zero_stage: int = 0) -> dict[str, Method]:
-    """The methods `names` from `adversarial.options`, a mapping from method name to that method's options,
-    the same in every stage. Every entry is checked, used or not (a typo in a preset fails before any work),
-    and every method named is asked whether it can run under this engine set-up."""
-    if not isinstance(options, dict):
-        raise UserError(f"{source}: adversarial.options: expects a mapping of method names to their options")
-    for name, entry in options.items():
-        if name not in METHODS:
-            raise UserError(f"{source}: adversarial.options.{name}: unknown method (known: {', '.join(METHODS)})")
-        if entry is not None and not isinstance(entry, dict):
-            raise UserError(f"{source}: adversarial.options.{name}: expects a mapping of option names to values")
-        build_method(name, entry, source, prefix=f"adversarial.options.{name}.")
-    methods = {}
-    for name in names:
-        method = methods[name] = build_method(name, options.get(name), source, prefix=f"adversarial.options.{name}.")
-        why = method.refusal(grad_accum, zero_stage)
-        if why:
-            raise UserError(f"{source}: {why}")
-    return methods
-
-
-def method_defaults(name: str) -> dict[str, Any]:
-    return dataclasses.asdict(METHODS[name].Config())

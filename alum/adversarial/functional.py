@@ -179,28 +179,6 @@ def mse(a: Tensor, b: Tensor, reduction: str = "mean") -> Tensor:
     return squared.sum() if reduction == "sum" else squared.mean()
 
 
-def divergence(kind: str, p_logits: Tensor, q_logits: Tensor, reduction: str = "mean") -> Tensor:
-    """D(p || q): KL for classification and masked-LM logits, squared error for regression outputs.
-
-    Ascent objectives use reduction="sum" (as the official ALUM/SMART code does): each token's gradient
-    then does not shrink with the number of rows, which matters in `normalize` mode where its size does."""
-    if kind == "kl":
-        return kl(p_logits, q_logits, reduction)
-    if kind == "mse":
-        return mse(p_logits, q_logits, reduction)
-    raise ValueError(f"unknown divergence {kind!r} (kl or mse)")
-
-
-def symmetric_divergence(kind: str, a: Tensor, b: Tensor, detach_each_side: bool) -> Tensor:
-    """D(a||b) + D(b||a). With `detach_each_side`, each term treats its target as a constant, as the
-    official ALUM/SMART code does: gradient reaches `a` through D(sg(b)||a) only and `b` through D(sg(a)||b)."""
-    if kind == "mse":
-        return mse(a, b)
-    if detach_each_side:
-        return kl(b.detach(), a) + kl(a.detach(), b)
-    return kl(a, b) + kl(b, a)
-
-
 def norm(x: Tensor, p: Norm, level: Level) -> Tensor:
     """Norm of `x` (B, T, D), kept as a broadcastable tensor: (B, T, 1) per token, (B, 1, 1) per example."""
     x = f32(x)

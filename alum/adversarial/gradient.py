@@ -6,15 +6,15 @@ pass itself (autograd.grad with retain_graph) and costs no extra forward.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torch import Tensor
 
 from alum.adversarial import functional as AF
-from alum.adversarial.base import Method, StepReport, Trainer, register
+from alum.adversarial.ascent import Rule
+from alum.adversarial.base import CleanPass, Method, SinglePass, StepReport, Trainer
+from alum.adversarial.registry import register
 from alum.adversarial.target import Target
 
 
@@ -35,29 +35,33 @@ class NoAdversary(Method):
         return StepReport(loss=float(out.loss.detach()))
 
 
-class _OneStepAttack(Method):
-    """Shared by FGSM and FGM: one gradient at delta = 0, one step, one adversarial pass."""
+class _Attack(SinglePass):
+    """FGSM, FGM and PGD: climb the task loss from delta = 0 attached to the clean pass (or from a
+    `random_start`); the adversarial term is the task loss where the climb ends."""
 
-    def direction(self, grad: Tensor) -> Tensor:
+    climbs_from_clean = True
+    steps = 1
+
+    def update(self, delta: Tensor, grad: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
-        zero = self.zeros(target, batch)
-        mask = self.mask_of(batch, zero.shape, zero.device)
-        clean = self.clean_forward(target, batch, zero)
-        started = time.perf_counter()
-        grad = self.ascent_grad(clean.loss, zero, retain_graph=True)
-        if grad is None:
-            trainer.backward(clean.loss)
-            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
-        delta = self.config.eps * self.direction(grad) * mask
-        adv = self.perturbed(target, batch, delta)
-        trainer.backward(clean.loss + self.config.weight * adv.loss)
-        return self.report(clean.loss, adv.loss, delta, grad, mask, started)
+    def random_start(self, target: Target, batch: dict[str, Tensor], mask: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
+        if clean.zero is not None:
+            start, first = clean.zero, clean.out.loss
+        else:
+            start, first = self.random_start(target, batch, clean.mask), None
+        climbed = self.climb(start, lambda delta: self.perturbed(target, batch, delta).loss, self.update, clean.mask,
+                             trainer, self.steps, first)
+        if climbed.grad is None:
+            return None
+        return self.perturbed(target, batch, climbed.delta).loss, climbed.delta, climbed.grad
 
 
 @register
-class FGSM(_OneStepAttack):
+class FGSM(_Attack):
     name = "fgsm"
     summary = "fast gradient sign: delta = eps * sign(g), one step (Goodfellow et al. 2015)"
 
@@ -66,12 +70,12 @@ class FGSM(_OneStepAttack):
         eps: float = 0.01  # per-coordinate size of the step (an l-inf radius)
         weight: float = 1.0  # weight of the adversarial task loss
 
-    def direction(self, grad: Tensor) -> Tensor:
-        return grad.sign()
+    def update(self, delta: Tensor, grad: Tensor) -> Tensor:
+        return self.config.eps * grad.sign()
 
 
 @register
-class FGM(_OneStepAttack):
+class FGM(_Attack):
     name = "fgm"
     summary = "fast gradient method: delta = eps * g / ||g||_2 per example (Miyato et al. 2017)"
 
@@ -81,12 +85,12 @@ class FGM(_OneStepAttack):
         weight: float = 1.0
         level: Literal["example", "token"] = "example"
 
-    def direction(self, grad: Tensor) -> Tensor:
-        return AF.normalize(grad, "l2", self.config.level, guard=1e-12)
+    def update(self, delta: Tensor, grad: Tensor) -> Tensor:
+        return self.config.eps * AF.normalize(grad, "l2", self.config.level, guard=1e-12)
 
 
 @register
-class PGD(Method):
+class PGD(_Attack):
     name = "pgd"
     summary = "projected gradient descent: K normalised steps, projected to the eps-ball (Madry et al. 2018)"
 
@@ -104,30 +108,18 @@ class PGD(Method):
             if self.steps < 1:
                 raise ValueError("steps must be at least 1")
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    @property
+    def steps(self) -> int:
+        return self.config.steps
+
+    @property
+    def climbs_from_clean(self) -> bool:
+        return not self.config.random_init
+
+    def update(self, delta: Tensor, grad: Tensor) -> Tensor:
         c = self.config
-        zero = self.zeros(target, batch)
-        mask = self.mask_of(batch, zero.shape, zero.device)
-        if c.random_init:
-            clean = self.clean_forward(target, batch)
-            delta = AF.uniform_in_ball(zero.shape, c.eps, c.norm, c.level, mask)
-        else:
-            clean = self.clean_forward(target, batch, zero)
-            delta = zero
-        started = time.perf_counter()
-        grad = None
-        for k in range(c.steps):
-            if k == 0 and not c.random_init:
-                grad = self.ascent_grad(clean.loss, zero, retain_graph=True)
-            else:
-                delta = delta.detach().requires_grad_()
-                grad = self.ascent_grad(self.perturbed(target, batch, delta).loss, delta)
-            if grad is None:
-                trainer.backward(clean.loss)
-                return self.report(clean.loss, None, None, None, mask, started, skipped=True)
-            delta = AF.ascent_step(
-                delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps, sign=True
-            ) * mask
-        adv = self.perturbed(target, batch, delta)
-        trainer.backward(clean.loss + c.weight * adv.loss)
-        return self.report(clean.loss, adv.loss, delta, grad, mask, started)
+        return Rule(c.step_size, "project", c.norm, c.level, c.eps, sign=True)(delta, grad)
+
+    def random_start(self, target: Target, batch: dict[str, Tensor], mask: Tensor) -> Tensor:
+        c = self.config
+        return AF.uniform_in_ball(self.delta_shape(target, batch), c.eps, c.norm, c.level, mask)

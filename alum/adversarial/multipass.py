@@ -16,16 +16,25 @@ from torch import Tensor
 
 from alum.adversarial import dropout
 from alum.adversarial import functional as AF
-from alum.adversarial.base import Method, StepReport, Trainer, register
+from alum.adversarial.ascent import Rule
+from alum.adversarial.base import Method, StepReport, Trainer, loss_scale
+from alum.adversarial.registry import register
 from alum.adversarial.target import Target
 
 
 class _MultiPass(Method):
-    def pass_grad(self, delta: Tensor) -> Tensor | None:
+    def checked(self, grad: Tensor | None) -> Tensor | None:
+        """`grad` if it is finite; else None, and the skip counted."""
+        if grad is None or not torch.isfinite(grad).all():
+            self.skipped_total += 1
+            return None
+        return grad
+
+    def pass_grad(self, delta: Tensor, trainer: Trainer) -> Tensor | None:
         """delta's gradient left by the pass's backward, unscaled; None (and counted) if not finite."""
         if delta.grad is None:
             return self.checked(None)
-        return self.checked(AF.f32(delta.grad) / float(self.grad_scale()))
+        return self.checked(AF.f32(delta.grad) / loss_scale(trainer))
 
 
 @register
@@ -70,7 +79,7 @@ class FreeLB(_MultiPass):
             first = out.loss if first is None else first
             if k == c.steps - 1 or skipped:
                 continue
-            grad = self.pass_grad(delta)
+            grad = self.pass_grad(delta, trainer)
             if grad is None:  # keep delta as it is: the remaining passes still average correctly
                 skipped = True
                 continue
@@ -124,7 +133,7 @@ class FreeAT(_MultiPass):
             out = self.clean_forward(target, batch, delta)
             trainer.backward(out.loss)
             first, last = (out.loss if first is None else first), out.loss
-            new_grad = None if skipped else self.pass_grad(delta)
+            new_grad = None if skipped else self.pass_grad(delta, trainer)
             trainer.optimizer_step()
             if new_grad is None:
                 skipped = True
@@ -180,6 +189,7 @@ class YOPO(_MultiPass):
         mask = self.mask_of(batch, delta.shape, delta.device)
         if c.random_init:
             delta = AF.uniform_in_ball(delta.shape, c.eps, c.norm, c.level, mask)
+        rule = Rule(c.step_size, "project", c.norm, c.level, c.eps, sign=True)
         started = time.perf_counter()
         first = grad = None
         total = 0.0
@@ -195,24 +205,24 @@ class YOPO(_MultiPass):
             if skipped:
                 continue
             # p = dL/d(block output), the "co-state" the cheap inner steps climb against.
-            p = self.checked(AF.f32(captured["grad"]) / float(self.grad_scale()))
+            p = self.checked(AF.f32(captured["grad"]) / loss_scale(trainer))
             if p is None:
                 skipped = True
                 continue
-            for _ in range(c.inner):
-                delta = delta.detach().requires_grad_()
-                # the outer pass's dropout masks: p was taken under them (the reference reuses them too)
-                with torch.enable_grad(), target.perturbation.applied(delta), dropout.replaying(captured["masks"]):
-                    first_layer = block(*captured["args"], **captured["kwargs"])
-                grad = self.ascent_grad((AF.f32(first_layer) * p).sum(), delta)
-                if grad is None:
-                    skipped = True
-                    break
-                delta = AF.ascent_step(
-                    delta.detach(), grad, c.step_size, constraint="project", p=c.norm, level=c.level, eps=c.eps,
-                    sign=True,
-                ) * mask
+            climbed = self.climb(delta, lambda d: _hamiltonian(target, d, captured, p), rule, mask, trainer, c.inner)
+            delta, grad = climbed.delta, climbed.grad
+            if grad is None:  # keep the last finite delta for the remaining outer passes
+                self.skipped_total += 1
+                skipped = True
         return self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
+
+
+def _hamiltonian(target: Target, delta: Tensor, captured: dict, p: Tensor) -> Tensor:
+    """<p, f_0(x + delta)>: the embedding block rerun at delta, against the co-state of the outer pass."""
+    # the outer pass's dropout masks: p was taken under them (the reference reuses them too)
+    with target.perturbation.applied(delta), dropout.replaying(captured["masks"]):
+        first_layer = target.perturbation.block(*captured["args"], **captured["kwargs"])
+    return (AF.f32(first_layer) * p).sum()
 
 
 class _capture_block:

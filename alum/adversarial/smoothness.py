@@ -5,59 +5,33 @@ serve masked-LM pretraining as well as fine-tuning (where the task loss is added
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from alum.adversarial import functional as AF
-from alum.adversarial.base import Method, StepReport, Trainer, register
-from alum.adversarial.target import ForwardOutput, Target
 from alum.adversarial import dropout
+from alum.adversarial import functional as AF
+from alum.adversarial.ascent import Rule
+from alum.adversarial.base import CleanPass, SinglePass, StepReport, Trainer
+from alum.adversarial.registry import register
+from alum.adversarial.target import ForwardOutput, Target
 from alum.adversarial.teacher import MomentumTeacher, check_student
 
 
-def _moving_from_fixed(kind: str, fixed: ForwardOutput, moving: ForwardOutput, reduction: str = "mean") -> Tensor:
-    """D(sg(fixed) || moving): gradient reaches `moving` only. Also the ascent objective of ALUM and SMART,
-    as their released code takes it: KL(clean || adv), averaged over rows (`batchmean`)."""
-    if kind == "kl":
-        return AF.kl_from_fixed(fixed.log_probs, moving.logits, reduction)
-    return AF.mse(moving.logits, fixed.logits.detach(), reduction)
+class _LabelFree(SinglePass):
+    needs_labels = False
 
-
-def _moving_to_fixed(kind: str, moving: ForwardOutput, fixed: ForwardOutput, reduction: str = "mean") -> Tensor:
-    """D(moving || sg(fixed)): gradient reaches `moving` only."""
-    if kind == "kl":
-        return AF.kl_to_fixed(moving.logits, fixed.log_probs, reduction)
-    return AF.mse(moving.logits, fixed.logits.detach(), reduction)
-
-
-def _symmetric(kind: str, a: ForwardOutput, b: ForwardOutput) -> Tensor:
-    """D(a||b) + D(b||a), each term's target detached (for MSE: the squared error, gradient to both)."""
-    if kind == "kl":
-        return AF.symmetric_kl(a.logits, b.logits, log_a=a.cached_log_probs)
-    return AF.mse(a.logits, b.logits)
-
-
-def _bregman(kind: str, student: ForwardOutput, teacher: ForwardOutput) -> Tensor:
-    """SMART's proximal term: symmetric KL (squared error for regression) to the constant teacher."""
-    if kind == "kl":
-        return _moving_to_fixed(kind, student, teacher) + _moving_from_fixed(kind, teacher, student)
-    return AF.mse(student.logits, teacher.logits.detach())
-
-
-def _total(task_loss: Tensor | None, *terms: Tensor) -> Tensor:
-    total = sum(terms)
-    return total if task_loss is None else task_loss + total
+    @property
+    def weight(self) -> float:
+        return self.config.alpha
 
 
 @register
-class VAT(Method):
+class VAT(_LabelFree):
     name = "vat"
     summary = "virtual adversarial training: one power-iteration step from a random probe of size xi (Miyato et al. 2018)"
-    needs_labels = False
 
     @dataclass
     class Config:
@@ -68,24 +42,20 @@ class VAT(Method):
         xi: float = 1e-1
         alpha: float = 1.0  # weight of KL(sg(clean) || adv)
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
-        c = self.config
-        clean = self.clean_forward(target, batch)
-        started = time.perf_counter()
-        probe = self.zeros(target, batch).detach()
-        mask = self.mask_of(batch, probe.shape, probe.device)
-        probe = (c.xi * AF.normalize(torch.randn_like(probe) * mask, "l2", "example", guard=1e-12)).requires_grad_()
-        probe_out = self.perturbed(target, batch, probe)
-        objective = _moving_from_fixed(target.divergence, clean, probe_out, reduction="sum")
-        grad = self.ascent_grad(objective, probe)
-        if grad is None:
-            trainer.backward(clean.loss)
-            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
-        delta = c.eps * AF.normalize(grad, "l2", "example", guard=1e-12) * mask
-        adv = self.perturbed(target, batch, delta)
-        adv_loss = _moving_from_fixed(target.divergence, clean, adv)
-        trainer.backward(_total(clean.loss, c.alpha * adv_loss))
-        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
+    def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
+        c, divergence = self.config, target.divergence
+        noise = torch.randn(self.delta_shape(target, batch), device=clean.mask.device) * clean.mask
+        probe = c.xi * AF.normalize(noise, "l2", "example", guard=1e-12)
+        climbed = self.climb(
+            probe,
+            lambda d: divergence.moving_from_fixed(clean.out, self.perturbed(target, batch, d), reduction="sum"),
+            lambda _probe, grad: c.eps * AF.normalize(grad, "l2", "example", guard=1e-12),  # one power iteration
+            clean.mask, trainer,
+        )
+        if climbed.grad is None:
+            return None
+        adv = self.perturbed(target, batch, climbed.delta)
+        return divergence.moving_from_fixed(clean.out, adv), climbed.delta, climbed.grad
 
 
 @dataclass
@@ -119,45 +89,28 @@ class SmoothnessConfig:
             raise ValueError("steps must be at least 1")
 
 
-class _Smoothness(Method):
-    needs_labels = False
-
+class _Smoothness(_LabelFree):
     def perturbed(self, target: Target, batch: dict[str, Tensor], delta: Tensor,
                   masks: dropout.RandomState | None = None) -> ForwardOutput:
         """The pass at x + delta, cut below the site if so configured, replaying `masks` if given."""
         with dropout.replaying(masks), target.perturbation.applied(delta, self.site, self.config.detach_embeddings):
             return target(batch)
 
-    def adversarial_delta(
-        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor,
-        masks: dropout.RandomState | None,
-    ) -> tuple[Tensor | None, Tensor | None]:
-        """delta after K ascent steps on KL(sg(clean) || adv) from a N(0, sigma^2) start, and the last
-        ascent gradient; (None, None) when the gradient is not finite."""
-        c = self.config
-        delta = torch.randn(self.delta_shape(target, batch), device=mask.device) * c.sigma * mask
-        grad = None
-        for _ in range(c.steps):
-            delta.requires_grad_()
-            adv = self.perturbed(target, batch, delta, masks)
-            grad = self.ascent_grad(_moving_from_fixed(target.divergence, clean, adv), delta)
-            if grad is None:
-                return None, None
-            delta = AF.ascent_step(
-                delta.detach(), grad, c.step_size, constraint=c.constraint, p=c.norm, level=c.level, eps=c.eps
-            ) * mask
-        return delta, grad
-
-    def smoothness_loss(
-        self, target: Target, batch: dict[str, Tensor], clean: ForwardOutput, mask: Tensor,
-        clean_masks: dropout.RandomState,
-    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        masks = clean_masks if self.config.share_dropout else None
-        delta, grad = self.adversarial_delta(target, batch, clean, mask, masks)
-        if delta is None:
-            return None, None, None
-        adv = self.perturbed(target, batch, delta, masks)
-        return _symmetric(target.divergence, clean, adv), delta, grad
+    def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
+        """symD(clean, adv) at the delta of K ascent steps on KL(sg(clean) || adv) from a N(0, sigma^2) start."""
+        c, divergence = self.config, target.divergence
+        masks = clean.random_state if c.share_dropout else None
+        start = torch.randn(self.delta_shape(target, batch), device=clean.mask.device) * c.sigma * clean.mask
+        climbed = self.climb(
+            start,
+            lambda delta: divergence.moving_from_fixed(clean.out, self.perturbed(target, batch, delta, masks)),
+            Rule(c.step_size, c.constraint, c.norm, c.level, c.eps),
+            clean.mask, trainer, c.steps,
+        )
+        if climbed.grad is None:
+            return None
+        adv = self.perturbed(target, batch, climbed.delta, masks)
+        return divergence.symmetric(clean.out, adv), climbed.delta, climbed.grad
 
 
 @register
@@ -165,18 +118,6 @@ class ALUM(_Smoothness):
     name = "alum"
     summary = "ALUM: task loss + alpha * symKL(clean, adv), delta by ascent on KL (Liu et al. 2020)"
     Config = SmoothnessConfig
-
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
-        clean_masks = dropout.capture(batch["input_ids"].device)
-        clean = self.clean_forward(target, batch)
-        started = time.perf_counter()
-        mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
-        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask, clean_masks)
-        if adv_loss is None:
-            trainer.backward(clean.loss)
-            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
-        trainer.backward(_total(clean.loss, self.config.alpha * adv_loss))
-        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
 
 
 @dataclass
@@ -230,21 +171,14 @@ class SMART(_Smoothness):
             raise RuntimeError("SMART.setup(target, total_updates) must run before training")
         if self.teacher is None:
             self.teacher = self.new_teacher()
-        c = self.config
-        clean_masks = dropout.capture(batch["input_ids"].device)
-        clean = self.clean_forward(target, batch)
-        started = time.perf_counter()
-        mask = self.mask_of(batch, self.delta_shape(target, batch), clean.logits.device)
+        return super().step(target, batch, trainer)
+
+    def extra_terms(self, target: Target, batch: dict[str, Tensor], clean: CleanPass) -> list[Tensor]:
+        """mu times the Bregman proximal term: the distance of the clean outputs to the teacher's."""
         self.teacher.model.train(target.model.training)
-        with torch.no_grad(), _autocast_like(target.model), dropout.replaying(clean_masks):
+        with torch.no_grad(), _autocast_like(target.model), dropout.replaying(clean.random_state):
             anchor = target.forward(self.teacher.model, batch)
-        proximal = _bregman(target.divergence, clean, anchor)
-        adv_loss, delta, grad = self.smoothness_loss(target, batch, clean, mask, clean_masks)
-        if adv_loss is None:
-            trainer.backward(_total(clean.loss, c.mu * proximal))
-            return self.report(clean.loss, None, None, None, mask, started, skipped=True)
-        trainer.backward(_total(clean.loss, c.alpha * adv_loss, c.mu * proximal))
-        return self.report(clean.loss, adv_loss, delta, grad, mask, started)
+        return [self.config.mu * target.divergence.symmetric_to_fixed(clean.out, anchor)]
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "teacher": None if self.teacher is None else self.teacher.state_dict()}

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from alum.adversarial import functional as AF
+from alum.adversarial.divergence import Divergence, as_divergence
 
 
 class ForwardOutput:
@@ -117,10 +118,12 @@ class Target:
 
     model: nn.Module
     forward: ForwardFn
-    divergence: str = "kl"  # "kl" for classification and MLM logits, "mse" for regression outputs
+    # "kl" for classification and MLM logits, "mse" for regression outputs, or any Divergence
+    divergence: Divergence | str = "kl"
     perturbation: EmbeddingPerturbation = field(init=False)
 
     def __post_init__(self) -> None:
+        self.divergence = as_divergence(self.divergence)
         self.perturbation = EmbeddingPerturbation(self.model)
 
     def __call__(self, batch: dict[str, Any]) -> ForwardOutput:

@@ -6,6 +6,7 @@ train a BPE tokenizer -> pretrain a tiny encoder (masked LM, then ALUM) -> fine-
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -13,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from alum.presets import preset, sample
+from alum.presets import sample
 
 CORPUS = sample("corpus/wikitext-2-raw.sample.txt")
 SST2 = sample("glue/SST-2")
@@ -44,8 +45,8 @@ def run(args) -> int:
         from alum.tokenizer.config import TokenizerConfig
         from alum.tokenizer.train import train_tokenizer
 
-        cfg = load_config(TokenizerConfig, preset("tokenizer", "bytelevel-bpe"), [
-            f"corpus.files=[{CORPUS}]", "bpe.vocab_size=4096", f"output.dir={out / 'tokenizer'}"])
+        cfg = load_config(TokenizerConfig, "bytelevel-bpe", ["bpe.vocab_size=4096"], kind="tokenizer",
+                          flags={"corpus.files": [str(CORPUS)], "output.dir": str(out / "tokenizer")})
         stats = train_tokenizer(cfg)
         steps[-1].update(where=out / "tokenizer", result=f"{stats.get('vocab_size', 4096)} tokens")
 
@@ -53,10 +54,10 @@ def run(args) -> int:
         from alum.pretrain.config import PretrainConfig
         from alum.pretrain.train import run as pretrain
 
-        cfg = load_config(PretrainConfig, preset("pretrain", "tiny"), [
-            f"data.tokenizer={out / 'tokenizer'}", f"data.files=[{CORPUS}]", f"output={out / 'pretrain'}",
+        cfg = load_config(PretrainConfig, "tiny", [
             f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}", "optim.lr=2e-3",
-            f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"])
+            f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"], kind="pretrain",
+            flags={"data.tokenizer": str(out / "tokenizer"), "data.files": [str(CORPUS)], "output": str(out / "pretrain")})
         final = pretrain(cfg)
         steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),
                          result=f"validation MLM loss {final.get('val_loss', float('nan')):.3f}, "
@@ -66,22 +67,25 @@ def run(args) -> int:
         from alum.finetune.config import load_finetune_config
         from alum.finetune.run import finetune
 
-        cfg = load_finetune_config(str(preset("finetune", "sst2")), [
-            f"model={out / 'pretrain' / 'final'}", f"output={out / 'finetune'}",
-            f"data.train_file={SST2 / 'train.tsv'}", f"data.dev_file={SST2 / 'dev.tsv'}",
+        cfg = load_finetune_config("sst2", [
             "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}",
-            "optim.lr=1e-3", "optim.warmup=0.1"])
+            "optim.lr=1e-3", "optim.warmup=0.1"],
+            flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
+                   "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")})
         summary = finetune(cfg)
         plots = sorted((out / "finetune").glob("*.png"))
         steps[-1].update(where=out / "finetune" / "best", plot=plots[0] if plots else None,
                          result=f"dev {summary.get('metric', 'accuracy')} {summary.get('mean', float('nan')):.3f}")
 
     with stage(steps, "evaluate", "SST-2 dev, clean and under a 5-step PGD attack on the embeddings"):
-        from alum.cli import main
+        from alum.commands import evaluate
 
+        parser = argparse.ArgumentParser(prog="alum")
+        evaluate.add_parser(parser.add_subparsers())
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
-            code = main(["evaluate", "--model", str(out / "finetune" / "best"), "--file", str(SST2 / "dev.tsv")])
+            code = evaluate.run(parser.parse_args(["evaluate", "--model", str(out / "finetune" / "best"),
+                                                   "--file", str(SST2 / "dev.tsv")]))
         if code:
             raise UserError("alum evaluate failed on the quickstart's own model")
         metrics = json.loads(captured.getvalue().strip().splitlines()[-1])

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from alum.training import distributed, rng
+from alum.training.publish import publish, sibling
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 ENGINE_TAG = "engine"
@@ -39,7 +40,7 @@ class Checkpointer:
 
     def save(self, engine, step: int, state: dict[str, Any], generators: dict[str, torch.Generator]) -> Path:
         final = self.root / f"step-{step:08d}"
-        partial = self.root / f"step-{step:08d}.partial"
+        partial = sibling(final, "partial")
         if distributed.is_main():
             self.root.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(partial, ignore_errors=True)  # left by an earlier interrupted write
@@ -51,8 +52,7 @@ class Checkpointer:
             _atomic_save(state, partial / "state.pt")
         distributed.barrier()
         if distributed.is_main():
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(partial, final)
+            publish(partial, final)
             for old in self.complete()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         distributed.barrier()

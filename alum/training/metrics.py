@@ -65,6 +65,17 @@ class MetricsLog:
             self.run.finish()
 
 
+def say(message: str) -> None:
+    """A line on the console from rank 0 alone, printed above any progress bar rather than through it."""
+    if distributed.is_main():
+        tqdm.write(message)
+
+
+def progress_bar(total: int, desc: str, initial: int = 0) -> tqdm:
+    """The progress bar of a training loop, drawn by rank 0 alone."""
+    return tqdm(total=total, initial=initial, desc=desc, disable=not distributed.is_main(), dynamic_ncols=True)
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 

@@ -11,8 +11,10 @@ import torch
 
 from alum.adversarial import METHODS, Target, build_method
 from alum.errors import UserError
-from alum.training.engine import EngineConfig, EngineTrainer, OptimConfig, build_engine
 from alum.training import distributed
+from alum.training.deepspeed_config import EngineConfig
+from alum.training.engine import EngineTrainer, build_engine
+from alum.training.optim import OptimConfig
 
 
 def main(out: Path) -> None:

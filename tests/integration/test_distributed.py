@@ -21,6 +21,8 @@ from safetensors.torch import load_file
 from alum.adversarial import METHODS
 from finetune_support import model_dir, sst2_subset  # noqa: F401  (model_dir is a fixture)
 
+pytestmark = pytest.mark.slow  # several processes per test
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
 TIMEOUT = 240  # seconds for any one launch

@@ -84,6 +84,17 @@ def test_single_pass_adversarial_term_changes_the_update(tmp_path):
     assert not torch.allclose(plain.classifier.weight, fgm.classifier.weight)
 
 
+def test_the_amp_loss_scale_is_lent_to_the_method(tmp_path):
+    """Under fp16 the backward the method is lent scales the loss by the Trainer's GradScaler, so the method
+    is told that scale (fp16 autocast needs a GPU: the scaler is set by hand here)."""
+    from alum.finetune.hf_trainer import _Backward
+
+    trainer = AdversarialTrainer(model=tiny(), args=arguments(tmp_path), train_dataset=Examples(), adversarial="fgm")
+    assert trainer.accelerator.scaler is None and _Backward(trainer).loss_scale() == 1.0
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=256.0)
+    assert _Backward(trainer).loss_scale() == 256.0
+
+
 def test_freeat_is_refused_with_a_reason(tmp_path):
     with pytest.raises(UserError, match="freeat.*takes an optimizer step on every replay"):
         AdversarialTrainer(model=tiny(), args=arguments(tmp_path), train_dataset=Examples(), adversarial="freeat")

@@ -18,6 +18,7 @@ from alum.config import load_config
 from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
 from alum.pretrain.config import PretrainConfig
+from conftest import FAMILIES
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
@@ -276,6 +277,18 @@ def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, sma
     assert {r["phase"] for r in rows if "phase" in r} == {"standard"}
 
 
+def test_modernbert_pretrains_through_the_switch_and_exports(tmp_path, tokenizer_dir, small_corpus):
+    from transformers import AutoModelForMaskedLM
+
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, **{"model.family": "modernbert"})
+    final = pretrain_train.run(cfg)
+    rows = [json.loads(line) for line in (Path(cfg.output) / "metrics.jsonl").read_text().splitlines()]
+    assert {r["phase"] for r in rows if "phase" in r} == {"standard", "adversarial"}
+    assert all(r["adv_loss"] > 0 for r in rows if r.get("phase") == "adversarial")
+    model = AutoModelForMaskedLM.from_pretrained(Path(cfg.output) / "final")
+    assert model.config.model_type == "modernbert" and final["val_loss"] > 0
+
+
 def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
@@ -286,7 +299,7 @@ def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "deberta-v2", "electra", "distilbert"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_mlm_forward_scores_masked_positions_only(family):
     """The LM head sees the masked positions alone: its logits are exactly the full model's logits there, so
     every divergence and the loss count masked positions only."""

@@ -10,7 +10,8 @@ from alum.adversarial import METHODS, build_methods
 from alum.config import load_config
 from alum.errors import UserError
 from alum.presets import names, preset
-from alum.training.engine import EngineConfig, OptimConfig, deepspeed_config
+from alum.training.deepspeed_config import EngineConfig, deepspeed_config
+from alum.training.optim import OptimConfig
 from alum.pretrain.config import PretrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

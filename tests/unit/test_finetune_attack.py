@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alum.adversarial import Target
+from alum.adversarial import Target, build_method
 from alum.adversarial import functional as AF
 from alum.finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
 from alum.finetune.tasks import task_from
-from conftest import classification_forward, make_batch, tiny_classifier
+from conftest import RecordingTrainer, classification_forward, make_batch, tiny_classifier
 
 
 def loss_at(target, batch, delta):
@@ -27,6 +27,22 @@ def test_attack_stays_in_its_ball_and_is_zero_at_padding(norm, level):
     assert float(AF.norm(delta, norm, level).max()) <= 0.05 + 1e-6
     padding = batch["attention_mask"] == 0
     assert delta[padding].abs().max() == 0 and delta[~padding].abs().max() > 0
+
+
+@pytest.mark.parametrize("norm, level", [("l2", "token"), ("linf", "example")])
+def test_attack_is_the_cores_pgd_and_climbs_under_no_grad(norm, level):
+    """The attack runs the core's ascent loop: from 0, with the same settings, it ends where PGD's ascent
+    does, also when the caller has turned gradients off."""
+    model = tiny_classifier("bert").eval()
+    target = Target(model, classification_forward)
+    batch = make_batch(2)
+    attack = AttackConfig(eps=0.05, steps=3, norm=norm, level=level)
+    pgd = build_method("pgd", {"eps": 0.05, "steps": 3, "step_size": attack.alpha, "norm": norm, "level": level})
+    pgd.step(target, batch, RecordingTrainer(model, apply=False))
+    with torch.no_grad():
+        delta = attack_delta(target, batch, attack)
+    torch.testing.assert_close(delta, pgd.last_delta, rtol=1e-6, atol=1e-9)
+    assert delta.abs().max() > 0
 
 
 def test_attack_raises_the_loss_more_than_random_noise_of_its_size():

@@ -28,7 +28,7 @@ def objective(method, target, batch, delta, clean_logits):
         out = target(batch)
     if method.needs_labels:
         return float(out.loss)
-    return float(AF.divergence(target.divergence, clean_logits, out.logits))
+    return float(target.divergence(clean_logits, out.logits))
 
 
 def same_norm_random(delta, mask, seed):

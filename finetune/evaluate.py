@@ -10,8 +10,6 @@ same settings are comparable.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -19,29 +17,10 @@ from torch import Tensor, nn
 
 from alum.adversarial import Target, ascent
 from alum.adversarial import functional as AF
+from alum.finetune.config import AttackConfig
 from alum.adversarial.target import ForwardFn
 from alum.finetune.metrics import task_metrics
 from alum.finetune.tasks import TaskConfig
-
-
-@dataclass
-class AttackConfig:
-    enabled: bool = True
-    # Radius of delta. Per token and L2 by default: compare it with the norm of the model's token
-    # embeddings (about 1.1 for MiniLM's word embeddings: 0.01 takes a 60-update SST-2 model from 73% to 63%).
-    eps: float = 0.01
-    steps: int = 5
-    step_size: float = 0.0  # 0: 2.5 * eps / steps (the rule of Madry et al.), so K steps can cross the ball
-    norm: Literal["l2", "linf"] = "l2"
-    level: Literal["token", "example"] = "token"
-
-    def validate(self) -> None:
-        if self.eps < 0 or self.steps < 1 or self.step_size < 0:
-            raise ValueError("eps and step_size must be >= 0 and steps >= 1")
-
-    @property
-    def alpha(self) -> float:
-        return self.step_size or 2.5 * self.eps / self.steps
 
 
 def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig) -> Tensor:

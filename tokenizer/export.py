@@ -5,7 +5,7 @@ The directory holds what `PreTrainedTokenizerFast.save_pretrained` writes: `toke
 pipeline, written by `tokenizers`) and `tokenizer_config.json` (special-token roles, model_max_length,
 padding side). We write the second file ourselves instead of going through transformers: importing
 transformers takes about 0.7 s, a quarter of a 10 MB training run, and the stage must stay within 1.1x of
-calling `tokenizers` directly. tests/unit/test_tokenizer_export.py checks that transformers loads it exactly
+calling `tokenizers` directly. tests/unit/tokenizer/test_export.py checks that transformers loads it exactly
 as it loads its own save_pretrained output.
 """
 

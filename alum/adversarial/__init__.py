@@ -16,7 +16,7 @@ the padding mask. Another package registers its class through the entry-point gr
     noise = "my_package.noise:GaussianNoise"     # the class's `name` must be "noise"
 
 and `--method noise`, `adversarial.options.noise.*`, `build_method("noise")` and `alum methods` then know it
-(tests/unit/test_method_plugins.py is a complete example, in one file). Methods that run several backward
+(tests/unit/adversarial/test_registry.py is a complete example, in one file). Methods that run several backward
 passes per batch (FreeLB, FreeAT, YOPO) implement `Method.step` themselves.
 """
 

@@ -38,7 +38,7 @@ class VAT(_LabelFree):
         eps: float = 1.0  # L2 radius of the adversarial delta per example
         # Size of the random probe of the power iteration, per example. The finite difference it takes
         # must stand above float32/bf16 rounding of the logits: at 1e-6 the ascent gradient was zero or
-        # pointed elsewhere (cosine 0.08-0.73 to float64); see tests/unit/test_smoothness_math.py.
+        # pointed elsewhere (cosine 0.08-0.73 to float64); see tests/unit/adversarial/test_smoothness.py.
         xi: float = 1e-1
         alpha: float = 1.0  # weight of KL(sg(clean) || adv)
 

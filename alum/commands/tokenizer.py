@@ -90,11 +90,12 @@ def run_stats(args) -> int:
     from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
     from alum.errors import UserError
     from alum.tokenizer.progress import CorpusProgress
-    from alum.tokenizer.stats import format_table, load_tokenizer, measure
+    from alum.tokenizer.stats import format_table, measure
+    from alum.training.hf_dirs import load_tokenizer
 
     if not 0.0 < args.sample <= 1.0:
         raise UserError(f"--sample must be in (0, 1], got {args.sample}")
-    tokenizer = load_tokenizer(args.tokenizer)
+    tokenizer = load_tokenizer(args.tokenizer, "--tokenizer")
     files = resolve_files(args.files)
     ensure_nonempty(files, args.text_column)
     read = ReadStats()

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from alum.training import distributed
 
 
 @dataclass
@@ -25,7 +24,7 @@ class WandbConfig:
 
 class MetricsLog:
     def __init__(self, output_dir: str | Path, wandb: WandbConfig, run_config: dict[str, Any], resume: bool = False):
-        self.enabled = distributed.is_main()
+        self.enabled = _is_main()
         self.path = Path(output_dir) / "metrics.jsonl"
         self.run = None
         if not self.enabled:
@@ -67,13 +66,20 @@ class MetricsLog:
 
 def say(message: str) -> None:
     """A line on the console from rank 0 alone, printed above any progress bar rather than through it."""
-    if distributed.is_main():
+    if _is_main():
         tqdm.write(message)
 
 
 def progress_bar(total: int, desc: str, initial: int = 0) -> tqdm:
     """The progress bar of a training loop, drawn by rank 0 alone."""
-    return tqdm(total=total, initial=initial, desc=desc, disable=not distributed.is_main(), dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, disable=not _is_main(), dynamic_ncols=True)
+
+
+def _is_main() -> bool:
+    # imported here: WandbConfig above is a schema the stage configs load without torch
+    from alum.training import distributed
+
+    return distributed.is_main()
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

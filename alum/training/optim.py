@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from alum.training import deepspeed_ops
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @dataclass
@@ -52,6 +53,8 @@ def lr_lambda(optim: OptimConfig, total_updates: int):
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig, ds: dict[str, Any]) -> torch.optim.Optimizer:
+    import torch  # here, not at the top: OptimConfig is a schema the configs load without torch
+
     # Biases and LayerNorm weights (every 1-d parameter) take no weight decay.
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]

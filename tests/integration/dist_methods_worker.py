@@ -23,8 +23,8 @@ def main(out: Path) -> None:
 
 
 def run_stage(stage: int, out: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import classification_forward, make_batch, tiny_classifier
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `support`
+    from support.models import classification_forward, make_batch, tiny_classifier
 
     results = {}
     for name in METHODS:

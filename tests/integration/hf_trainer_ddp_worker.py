@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_finetune_hf_trainer import trained  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `support`
 
 from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from support.hf_trainer import trained  # noqa: E402
 
 
 def main(out: Path, ddp: bool) -> None:

@@ -2,7 +2,7 @@
 process, resume in two processes, every core method under every stage, and a killed process.
 
 Every process a test starts is in its own session and is killed with its group when the test ends or times
-out, so a hung collective cannot outlive the test."""
+out, so a hung collective cannot outlive the test (tests/support/processes.py)."""
 
 from __future__ import annotations
 
@@ -19,63 +19,12 @@ import torch
 from safetensors.torch import load_file
 
 from alum.adversarial import METHODS
-from finetune_support import model_dir, sst2_subset  # noqa: F401  (model_dir is a fixture)
+from support.data import sst2_subset
+from support.paths import REPO
+from support.pretrain import pretrain_args
+from support.processes import TIMEOUT, kill_group, launch, launch_env, one, two
 
 pytestmark = pytest.mark.slow  # several processes per test
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
-TIMEOUT = 240  # seconds for any one launch
-
-
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    return {**clean, "ALUM_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"}
-
-
-def launch(args: list[str], timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
-    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"{' '.join(args[:4])} ran past {timeout}s:\n{out[-3000:]}")
-    finally:
-        _kill_group(proc)
-    return subprocess.CompletedProcess(args, proc.returncode, out, None)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def pretrain_args(tokenizer: Path, output: Path, micro: int, stage: int, *extra: str) -> list[str]:
-    return [
-        "pretrain", "--config", "configs/pretrain/tiny.yaml", "--tokenizer", str(tokenizer), "--output", str(output),
-        "--files", str(SAMPLE), "--deepspeed", f"configs/deepspeed/zero{stage}.json", "--max-steps", "8",
-        "adversarial.start=4", "data.block_size=64", "data.validation=16", "log_every=1", "eval_every=4",
-        "eval_batches=2", "save_every=3", f"engine.micro_batch_size={micro}", "optim.lr=2e-3", "optim.warmup=0",
-        "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, "
-        "hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}",
-        *extra,
-    ]
-
-
-def two(*args: str, timeout: int = TIMEOUT) -> subprocess.CompletedProcess:
-    result = launch(["bash", "launch/local.sh", "2", *args], timeout)
-    assert result.returncode == 0, result.stdout[-4000:]
-    return result
-
-
-def one(*args: str) -> subprocess.CompletedProcess:
-    result = launch([sys.executable, "-m", "alum.cli", *args])
-    assert result.returncode == 0, result.stdout[-4000:]
-    return result
 
 
 def losses(run: Path) -> list[float]:
@@ -170,8 +119,8 @@ def test_every_method_under_every_zero_stage_matches_stage_0_or_is_refused(tmp_p
 def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, tmp_path):
     run = tmp_path / "killed"
     args = ["bash", "launch/local.sh", "2", *pretrain_args(tokenizer_dir, run, 4, 2, "--max-steps", "400", "save_every=2")]
-    proc = subprocess.Popen(args, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(args, cwd=REPO, env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
         deadline = time.time() + TIMEOUT
         while not list((run / "checkpoints").glob("step-*[0-9]")) and time.time() < deadline:
@@ -186,7 +135,7 @@ def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, 
         out, _ = proc.communicate(timeout=120)
         waited = time.time() - started
     finally:
-        _kill_group(proc)
+        kill_group(proc)
     assert proc.returncode != 0
     assert waited < 120
     assert "exits with return code" in out or "exited" in out.lower(), out[-2000:]

@@ -11,7 +11,7 @@ import torch
 
 from alum.cli import main
 from alum.training.metrics import read_metrics
-from finetune_support import model_dir, sst2_subset, write_tsv  # noqa: F401  (model_dir is a fixture)
+from support.data import sst2_subset, write_tsv
 
 TINY = ["train.eval_every=3", "train.log_every=1", "engine.micro_batch_size=16", "optim.lr=1e-3",
         "data.max_seq_len=32", "train.eval_batch_size=32"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from alum.cli import main
-from finetune_support import build_model_dir, model_dir, sst2_subset, write_tsv  # noqa: F401  (fixture)
+from support.data import sst2_subset, write_tsv
+from support.models import build_model_dir
 
 
 @pytest.fixture

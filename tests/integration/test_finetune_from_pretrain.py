@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from alum.cli import main
-from finetune_support import sst2_subset
 from alum.pretrain import train as pretrain_train
-from test_pretrain import small_corpus, tiny_config  # noqa: F401  (small_corpus is a fixture)
+from support.data import sst2_subset
+from support.pretrain import tiny_config
 
 
 def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):

@@ -13,50 +13,13 @@ import torch
 
 pytest.importorskip("accelerate")  # transformers.Trainer needs it
 
-from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments  # noqa: E402
+from transformers import Trainer  # noqa: E402
 
 from alum.errors import UserError  # noqa: E402
 from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
-
-
-class Examples(torch.utils.data.Dataset):
-    def __init__(self, n: int = 24, length: int = 10):
-        g = torch.Generator().manual_seed(0)
-        self.ids = torch.randint(5, 90, (n, length), generator=g)
-        self.mask = torch.ones_like(self.ids)
-        self.mask[::2, 7:] = 0  # every other example padded
-        self.ids[self.mask == 0] = 0
-        self.labels = torch.randint(0, 2, (n,), generator=g)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": self.labels[i]}
-
-
-def tiny(dropout: float = 0.0):
-    torch.manual_seed(0)
-    return BertForSequenceClassification(BertConfig(
-        vocab_size=97, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=32, num_labels=2, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout))
-
-
-def arguments(tmp_path, **extra):
-    return TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                             max_steps=3, learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none",
-                             use_cpu=True, seed=0, data_seed=0, disable_tqdm=True, **extra)
-
-
-def trained(cls, tmp_path, **kwargs):
-    model = tiny()
-    # transformers 5 takes any model whose forward has **kwargs for one that normalises its loss over the
-    # accumulated batch and then skips the division by the accumulation steps; BERT's classification loss
-    # is a plain per-batch mean, so the plain Trainer would sum the micro-batches. Say what is true.
-    model.accepts_loss_kwargs = False
-    trainer = cls(model=model, args=arguments(tmp_path), train_dataset=Examples(), **kwargs)
-    trainer.train()
-    return trainer, model
+from support.hf_trainer import Examples, arguments, tiny, trained  # noqa: E402
+from support.paths import REPO  # noqa: E402
+from support.processes import environment  # noqa: E402
 
 
 def test_none_through_the_drop_in_is_the_plain_trainer(tmp_path):
@@ -109,10 +72,8 @@ def test_cut_passes_train_under_ddp_as_without_it(tmp_path):
     for mode in ("plain", "ddp"):
         out = tmp_path / mode
         out.mkdir()
-        env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
         proc = subprocess.run([sys.executable, str(Path(__file__).with_name("hf_trainer_ddp_worker.py")), str(out), mode],
-                              cwd=Path(__file__).resolve().parents[2], env={**env, "MASTER_PORT": port},
-                              capture_output=True, text=True, timeout=300)
+                              cwd=REPO, env=environment(MASTER_PORT=port), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         results[mode] = torch.load(out / "results.pt")
     for name in ("alum", "smart"):

@@ -9,7 +9,7 @@ import random
 from alum.adversarial import METHODS
 from alum.cli import main
 from alum.training.metrics import read_metrics
-from finetune_support import model_dir, write_jsonl, write_tsv  # noqa: F401  (model_dir is a fixture)
+from support.data import write_jsonl, write_tsv
 
 # Flags first: key=value overrides come after them (as with `alum pretrain`).
 FLAGS = ["--max-steps", "2", "--seeds", "1", "--attack-eps", "0.05", "--attack-steps", "2"]

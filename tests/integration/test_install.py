@@ -3,7 +3,6 @@ ships one import package with its presets and samples, and `alum quickstart` run
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from support.paths import REPO
+from support.processes import environment
 
 pytestmark = pytest.mark.slow
 
 
 def run(args: list[str], cwd: Path, timeout: int = 600) -> str:
     # without the launcher's variables an earlier in-process run left (its port is still held here)
-    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", *launcher)}
-    env.update(PIP_NO_INDEX="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled", PYTHONNOUSERSITE="1")
+    env = environment(drop=("PYTHONPATH", "VIRTUAL_ENV"), PIP_NO_INDEX="1", HF_HUB_OFFLINE="1", WANDB_MODE="disabled",
+                      PYTHONNOUSERSITE="1")
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(args)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout

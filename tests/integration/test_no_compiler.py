@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from alum.config import save_config
-from test_pretrain import small_corpus, tiny_config  # noqa: F401  (small_corpus is a fixture)
+from support.pretrain import pretrain_args, tiny_config
+from support.processes import environment, launch_env, two
 
 COMPILER = re.compile(r"^(cc|c\+\+|cpp|gcc|g\+\+|clang|clang\+\+)(-[\d.]+)?$|-(gcc|g\+\+|c\+\+|cpp)(-[\d.]+)?$")
 TIMEOUT = 300
@@ -32,10 +33,8 @@ def without_compiler(tmp_path: Path) -> dict[str, str]:
             link = programs / entry.name
             if not COMPILER.search(entry.name) and not os.path.lexists(link):
                 link.symlink_to(entry.path)
-    launcher = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in launcher}
-    env.update(PATH=str(programs), CC=str(tmp_path / "no-cc"), CXX=str(tmp_path / "no-c++"),
-               TORCH_EXTENSIONS_DIR=str(tmp_path / "torch-extensions"))
+    env = environment(PATH=str(programs), CC=str(tmp_path / "no-cc"), CXX=str(tmp_path / "no-c++"),
+                      TORCH_EXTENSIONS_DIR=str(tmp_path / "torch-extensions"))
     assert shutil.which("c++", path=env["PATH"]) is None and shutil.which("gcc", path=env["PATH"]) is None
     return env
 
@@ -60,12 +59,9 @@ def test_one_cpu_process_trains_without_building_an_op(tmp_path, tokenizer_dir, 
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_without_building_an_op(tmp_path, tokenizer_dir, monkeypatch):
-    import test_distributed
-
-    plain = test_distributed.env  # its launches kill their process groups on a timeout; only the environment differs
-    monkeypatch.setattr(test_distributed, "env", lambda: {**plain(), **without_compiler(tmp_path)})
-    test_distributed.two(*test_distributed.pretrain_args(tokenizer_dir, tmp_path / "run", 4, 2))
+def test_two_cpu_processes_train_without_building_an_op(tmp_path, tokenizer_dir):
+    # launched as test_distributed.py launches (process groups killed on a timeout); only the environment differs
+    two(*pretrain_args(tokenizer_dir, tmp_path / "run", 4, 2), env={**launch_env(), **without_compiler(tmp_path)})
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
     assert built_ops(tmp_path) == []
 

@@ -14,32 +14,11 @@ from safetensors.torch import load_file
 
 from alum.adversarial import ForwardOutput
 from alum.cli import main
-from alum.config import load_config
 from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
 from alum.pretrain.config import PretrainConfig
-from conftest import FAMILIES
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
-
-
-@pytest.fixture(scope="session")
-def small_corpus(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "text.txt"
-    path.write_text("".join(SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)[:200]), encoding="utf-8")
-    return path
-
-
-def tiny_config(tmp_path, tokenizer_dir, corpus, **overrides) -> PretrainConfig:
-    base = [
-        f"output={tmp_path / 'run'}", f"data.tokenizer={tokenizer_dir}", f"data.files=[{corpus}]",
-        "data.block_size=32", "data.validation=8", f"data.cache_dir={tmp_path / 'cache'}",
-        "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}",
-        "max_steps=6", "log_every=1", "eval_every=3", "eval_batches=2", "save_every=2",
-        "engine.micro_batch_size=4", "optim.warmup=2", "adversarial.start=3",
-    ]
-    return load_config(PretrainConfig, REPO / "configs/pretrain/tiny.yaml", base + [f"{k}={v}" for k, v in overrides.items()])
+from support.paths import REPO
+from support.pretrain import tiny_config
 
 
 def final_weights(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -297,23 +276,3 @@ def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
     pretrain_train.run(cfg)
     runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_mlm_forward_scores_masked_positions_only(family):
-    """The LM head sees the masked positions alone: its logits are exactly the full model's logits there, so
-    every divergence and the loss count masked positions only."""
-    from conftest import make_batch, tiny_mlm
-
-    from alum.pretrain.data import with_mlm_index
-    from alum.pretrain.mlm import mlm_forward
-
-    model = tiny_mlm(family).eval()
-    batch = with_mlm_index(make_batch(0, mlm=True))
-    picked = batch["labels"] != -100
-    out = mlm_forward(model, batch)
-    with torch.no_grad():
-        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    assert out.logits.shape == (int(picked.sum()), full.shape[-1])
-    torch.testing.assert_close(out.logits, full[picked])
-    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(full[picked], batch["labels"][picked]))

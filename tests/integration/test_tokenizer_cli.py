@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
 from alum.cli import main
+from support.paths import CONFIGS, SAMPLE
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "data" / "corpus" / "wikitext-2-raw.sample.txt"
-PRESETS = REPO / "configs" / "tokenizer"
+PRESETS = CONFIGS / "tokenizer"
 
 
 def run(capsys, *argv):

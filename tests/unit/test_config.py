@@ -1,4 +1,5 @@
-"""Typed YAML configs: overrides, one-line errors naming the key, and a saved resolved config."""
+"""Typed YAML configs (alum/config.py): overrides, flags, one-line errors naming the key, and a saved resolved
+config."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from alum.cli import main
 from alum.config import dump_yaml, load_config
 from alum.errors import UserError
+from alum.pretrain.config import PretrainConfig
 
 
 @dataclass
@@ -66,9 +67,7 @@ def test_missing_config_file(tmp_path):
         load_config(Schema, tmp_path / "nope.yaml")
 
 
-def test_cli_methods_lists_every_method_with_defaults(capsys):
-    assert main(["methods"]) == 0
-    out = capsys.readouterr().out
-    for name in ["fgsm", "fgm", "pgd", "freeat", "yopo", "freelb", "vat", "alum", "smart"]:
-        assert f"\n{name} " in "\n" + out
-    assert "alpha=10.0" in out and "sigma=1e-05" in out
+def test_flags_arrive_intact_and_win_over_overrides():
+    odd = "runs/x #1: [a, b] {c}"
+    cfg = load_config(PretrainConfig, "tiny", ["output=from-override", "max_steps=9"], {"output": odd}, kind="pretrain")
+    assert cfg.output == odd and cfg.max_steps == 9

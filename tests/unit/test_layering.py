@@ -4,12 +4,14 @@ stages do not import one another, and nothing imports the stages by their bare f
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from support.paths import REPO
+
 # Top to bottom. A module may import its own layer and the layers below it, never one above.
 LAYERS = [
     ("cli", ["alum.cli"]),
@@ -94,3 +96,12 @@ def test_nothing_imports_a_stage_by_its_bare_name(folder):
             for line, target in imports(path)
             if target.split(".")[0] in ("tokenizer", "pretrain", "finetune")]
     assert bare == []
+
+
+def test_config_schemas_and_the_cli_load_without_torch():
+    # a config is checked, and `alum --help` answers, before the seconds torch takes to import
+    code = ("import sys, alum, alum.cli, alum.pretrain.config, alum.finetune.config, alum.tokenizer.config\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'deepspeed') if m in sys.modules)\n"
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from alum.config import load_config
 from alum.errors import UserError
 from alum.tokenizer.config import TokenizerConfig
 from alum.tokenizer.pipeline import build_tokenizer, build_trainer
+from support.paths import CONFIGS
 
-PRESETS = Path(__file__).resolve().parents[2] / "configs" / "tokenizer"
+PRESETS = CONFIGS / "tokenizer"
 
 
 def test_the_three_presets_exist():

@@ -1,7 +1,7 @@
-"""The fp16 loss scale reaches the methods through the Trainer the loop lends them: under the DeepSpeed
-adapter, with an engine whose backward scales the loss as an fp16 engine does, every method's delta is the
-one it takes unscaled (and a scale the method did not hear of would show: it changes what underflows or,
-here, the gradient's size)."""
+"""EngineTrainer, the DeepSpeed adapter (alum/training/engine.py), lends the methods the fp16 loss scale:
+with an engine whose backward scales the loss as an fp16 engine does, every method's delta is the one it
+takes unscaled (and a scale the method did not hear of would show: it changes what underflows or, here, the
+gradient's size)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 
 from alum.adversarial import Target, build_method
 from alum.training.engine import EngineTrainer
-from conftest import RecordingTrainer, classification_forward, make_batch, tiny_classifier
+from support.models import classification_forward, make_batch, tiny_classifier
+from support.trainers import RecordingTrainer
 
 SCALE = 1024.0
 
@@ -61,27 +62,3 @@ def test_the_engine_trainer_lends_the_fp16_loss_scale(name, options):
     assert trainer.loss_scale() == SCALE
     torch.testing.assert_close(deltas[1], deltas[0], rtol=1e-4, atol=1e-7)
     assert grads[1] == pytest.approx(grads[0], rel=1e-4)  # unscaled: 1024x too large otherwise
-
-
-class PlainLoop:
-    """A loop written against the first Trainer protocol: no loss scaling, so no `loss_scale`."""
-
-    def backward(self, loss):
-        loss.backward()
-
-    def optimizer_step(self):
-        pass
-
-
-@pytest.mark.parametrize("name", ["fgm", "alum", "yopo"])
-def test_a_loop_without_loss_scaling_need_not_say_so(name):
-    model, batch = tiny_classifier("bert").eval(), make_batch(4)
-    target = Target(model, classification_forward)
-    deltas = []
-    for trainer in (RecordingTrainer(model), PlainLoop()):
-        method = build_method(name)
-        method.setup(target, total_updates=1)
-        torch.manual_seed(0)
-        assert method.step(target, batch, trainer).skipped == 0
-        deltas.append(method.last_delta)
-    assert torch.equal(deltas[0], deltas[1])

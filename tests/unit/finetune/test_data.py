@@ -1,47 +1,16 @@
-"""Task specs and task files: presets, formats, and the one-line errors bad files get before training."""
+"""Task files (alum/finetune/data.py): formats, encoding, and the one-line errors bad files get before training.
+The task specs themselves are in test_tasks.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from alum.config import from_dict
 from alum.errors import UserError
 from alum.finetune.data import Collator, encode, infer_labels, label_ids, read_split
-from alum.finetune.tasks import GLUE, TaskConfig, task_from
-from finetune_support import SST2, build_tokenizer, write_jsonl, write_tsv
-
-
-def generic(**fields) -> TaskConfig:
-    return from_dict(TaskConfig, {"name": "mine", **fields}, prefix="task.")
-
-
-@pytest.mark.parametrize("name", sorted(GLUE))
-def test_every_glue_preset_resolves_with_its_metric(name):
-    task = task_from(name)
-    assert task.text_columns and task.label_column and task.metric
-    assert task.regression == (name == "stsb")
-    assert task.num_labels == (1 if name == "stsb" else 2)
-
-
-def test_preset_fields_can_be_overridden_and_names_are_forgiving():
-    task = task_from({"name": "SST-2", "metric": "f1"})
-    assert task.name == "sst2" and task.metric == "f1" and task.labels == ["0", "1"]
-    assert task.id2label() == {0: "negative", 1: "positive"}
-
-
-@pytest.mark.parametrize(
-    "fields, message",
-    [
-        ({}, "task.text_columns: a generic task needs"),
-        ({"text_columns": ["a"]}, "task.label_column"),
-        ({"text_columns": ["a", "b", "c"], "label_column": "y"}, "at most two"),
-        ({"text_columns": ["a"], "label_column": "y", "metric": "pearson"}, "does not fit a classification task"),
-        ({"text_columns": ["a"], "label_column": "y", "labels": ["x", "x"]}, "listed twice"),
-    ],
-)
-def test_generic_task_errors_name_the_key(fields, message):
-    with pytest.raises(UserError, match=message):
-        generic(**fields)
+from alum.finetune.tasks import task_from
+from support.data import generic, write_jsonl, write_tsv
+from support.models import build_tokenizer
+from support.paths import SST2
 
 
 def test_glue_tsv_quirks_bom_and_unquoted_quotes(tmp_path):

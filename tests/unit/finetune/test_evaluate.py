@@ -9,7 +9,8 @@ from alum.adversarial import Target, build_method
 from alum.adversarial import functional as AF
 from alum.finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
 from alum.finetune.tasks import task_from
-from conftest import RecordingTrainer, classification_forward, make_batch, tiny_classifier
+from support.models import classification_forward, make_batch, tiny_classifier
+from support.trainers import RecordingTrainer
 
 
 def loss_at(target, batch, delta):

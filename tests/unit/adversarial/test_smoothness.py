@@ -1,6 +1,7 @@
 """The math of the label-free methods (VAT, ALUM, SMART), each pinned against an independent computation
 written here with plain torch: the ascent objective and its direction, the update rule, every term of the
-loss and which side of each KL carries gradient, the teacher's birth and schedule, shared dropout masks."""
+loss and which side of each KL carries gradient, shared dropout masks; where they perturb by default. The
+teacher's birth and schedule are in test_teacher.py."""
 
 from __future__ import annotations
 
@@ -13,15 +14,10 @@ import torch.nn.functional as F
 
 from alum.adversarial import Target, build_method
 from alum.adversarial import functional as AF
-from conftest import RecordingTrainer, classification_forward, make_batch, mlm_forward, tiny_classifier, tiny_mlm
-
-TASKS = {"classification": (tiny_classifier, classification_forward, False), "mlm": (tiny_mlm, mlm_forward, True)}
-
-
-def setup(task: str, train: bool = False, float64: bool = False):
-    build, forward, mlm = TASKS[task]
-    model = build("bert").train(train)
-    return model.double() if float64 else model, forward, make_batch(3, mlm=mlm)
+from alum.errors import UserError
+from support.models import TASKS, classification_forward, make_batch, setup
+from support.reference import real_tokens
+from support.trainers import RecordingTrainer
 
 
 @contextlib.contextmanager
@@ -38,10 +34,6 @@ def kl(target_logits, input_logits):
     """KL(softmax(target) || softmax(input)), averaged over rows, as torch computes it."""
     wide = torch.float64 if input_logits.dtype == torch.float64 else torch.float32
     return F.kl_div(F.log_softmax(input_logits.to(wide), -1), F.softmax(target_logits.to(wide), -1), reduction="batchmean")
-
-
-def real_tokens(batch):
-    return batch["attention_mask"].unsqueeze(-1).float()
 
 
 def run_step(method, model, forward, batch, seed=11, apply=True, loss_scale=1.0):
@@ -197,57 +189,6 @@ def test_smart_proximal_term_is_zero_while_teacher_equals_student_even_with_drop
     assert trainer.losses[0] == pytest.approx(report.loss, abs=1e-6)
 
 
-def test_smart_teacher_is_born_at_the_first_step_and_counts_its_own_updates():
-    """In pretraining SMART starts at the switch: the teacher must be the model as it is then, and its beta
-    schedule must count adversarial updates, not the masked-LM steps before them."""
-    model, forward, _ = setup("classification")
-    target = Target(model, forward)
-    method = build_method("smart", {"beta": 0.9, "beta_late": 0.99, "beta_switch": 0.2})
-    method.setup(target, total_updates=10)
-    trainer = RecordingTrainer(model, lr=0.5)
-    for update in range(1, 6):  # updates before the switch: no teacher yet, nothing to move
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.01)
-        method.on_optimizer_step(target, update)
-    assert method.teacher is None
-    method.step(target, make_batch(1), trainer)
-    for t, s in zip(method.teacher.model.parameters(), model.parameters()):
-        assert torch.equal(t, s.detach())  # a copy of the model at the switch
-    betas = []
-    for update in range(6, 10):
-        old = [p.clone() for p in method.teacher.model.parameters()]
-        trainer.optimizer_step()
-        method.on_optimizer_step(target, update)
-        beta = 0.9 if method.teacher.updates <= 2 else 0.99  # 20% of 10 adversarial updates
-        betas.append(beta)
-        for t_old, t_new, s in zip(old, method.teacher.model.parameters(), model.parameters()):
-            torch.testing.assert_close(t_new, beta * t_old + (1 - beta) * s.detach())
-        method.step(target, make_batch(update), trainer)
-    assert method.teacher.updates == 4 and betas == [0.9, 0.9, 0.99, 0.99]
-    assert all(not p.requires_grad and p.grad is None for p in method.teacher.model.parameters())
-
-
-def test_smart_state_round_trips_with_and_without_a_teacher():
-    model, forward, batch = setup("classification")
-    target = Target(model, forward)
-    method = build_method("smart")
-    method.setup(target, total_updates=10)
-    unborn = method.state_dict()
-    trainer = RecordingTrainer(model, lr=0.5)
-    method.step(target, batch, trainer)
-    trainer.optimizer_step()
-    method.on_optimizer_step(target, 1)
-    fresh = build_method("smart")
-    fresh.setup(Target(tiny_classifier("bert", seed=1), forward), total_updates=10)
-    fresh.load_state_dict(method.state_dict())
-    assert fresh.teacher.updates == 1
-    for a, b in zip(method.teacher.model.parameters(), fresh.teacher.model.parameters()):
-        assert torch.equal(a, b)
-    fresh.load_state_dict(unborn)  # as the preflight's undo does
-    assert fresh.teacher is None
-
-
 # ---- VAT ----
 
 def vat_reference_delta(model, batch, seed, xi, eps):
@@ -337,16 +278,10 @@ def test_alum_shared_dropout_replays_the_clean_masks(share):
     assert size == 0 if share else size > 0.5e-3
 
 
-def test_replaying_restores_the_streams_after_the_block():
-    from alum.adversarial import dropout
+# ---- where they perturb ----
 
-    cpu = torch.device("cpu")
-    torch.manual_seed(5)
-    state = dropout.capture(cpu)
-    first = torch.rand(4)
-    expected_next = torch.rand(4)
-    torch.manual_seed(5)
-    torch.rand(4)
-    with dropout.replaying(state):
-        assert torch.equal(torch.rand(4), first)
-    assert torch.equal(torch.rand(4), expected_next)
+def test_smoothness_methods_perturb_the_embedding_output_by_default():
+    assert build_method("alum").site == build_method("smart").site == "embeddings"
+    assert build_method("fgm").site == build_method("alum", {"site": "words"}).site == "words"
+    with pytest.raises(UserError, match="alum.site"):
+        build_method("alum", {"site": "layer3"})

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from alum.adversarial import METHODS, Target, build_method
-from conftest import RecordingTrainer, classification_forward, make_batch, tiny_classifier
+from support.models import classification_forward, make_batch, tiny_classifier
+from support.trainers import RecordingTrainer
 
 pytestmark = pytest.mark.gpu
 

@@ -11,9 +11,9 @@ from alum.errors import UserError
 from alum.finetune.config import load_finetune_config
 from alum.finetune.prepare import prepare
 from alum.finetune.tasks import GLUE
-from finetune_support import REPO, model_dir  # noqa: F401  (model_dir is a fixture)
+from support.paths import CONFIGS, REPO
 
-PRESETS = sorted((REPO / "configs" / "finetune").glob("*.yaml"))
+PRESETS = sorted((CONFIGS / "finetune").glob("*.yaml"))
 
 
 def test_there_is_a_preset_per_glue_task_and_a_generic_one():
@@ -49,4 +49,4 @@ def test_overrides_are_checked_against_the_schema():
     with pytest.raises(UserError, match="unknown key 'train.epoch' \\(did you mean 'epochs'\\?\\)"):
         load_finetune_config(str(PRESETS[0]), ["model=x", "train.epoch=2"])
     with pytest.raises(UserError, match="task.metric: 'matthews' does not fit a regression task"):
-        load_finetune_config(str(REPO / "configs" / "finetune" / "stsb.yaml"), ["model=x", "task.metric=matthews"])
+        load_finetune_config(str(CONFIGS / "finetune" / "stsb.yaml"), ["model=x", "task.metric=matthews"])

@@ -1,4 +1,7 @@
-"""A method from another package, found through the `alum.methods` entry point: the whole method is the one
+"""The method registry (alum/adversarial/registry.py): methods and their options by name, with one-line
+errors, and each method's requirements checked in one place.
+
+A method from another package, found through the `alum.methods` entry point: the whole method is the one
 file in PLUGIN, installed here as a real distribution (a module and its .dist-info) on sys.path."""
 
 from __future__ import annotations
@@ -12,7 +15,30 @@ import torch
 from alum.adversarial import METHODS, Target, build_method, build_methods
 from alum.adversarial import functional as AF
 from alum.errors import UserError
-from conftest import RecordingTrainer, classification_forward, make_batch, tiny_classifier
+from support.models import classification_forward, make_batch, tiny_classifier
+from support.trainers import RecordingTrainer
+
+
+def test_unknown_method_and_unknown_option_are_one_line_errors():
+    with pytest.raises(UserError, match="unknown method 'almu'"):
+        build_method("almu")
+    with pytest.raises(UserError, match="unknown key 'alum.alpah'.*did you mean 'alpha'"):
+        build_method("alum", {"alpah": 1.0})
+    with pytest.raises(UserError, match="'pgd.steps' expects int"):
+        build_method("pgd", {"steps": "many"})
+    with pytest.raises(UserError, match=r"adversarial.options.none: method 'none' takes no options"):
+        build_method("none", {"alpha": 10.0}, prefix="adversarial.options.none.")
+
+
+def test_method_requirements_are_checked_in_one_place():
+    with pytest.raises(UserError, match="engine.grad_accum: freeat takes an optimizer step on every replay.*needs 1 \\(got 2\\)"):
+        build_methods(["freeat"], {}, grad_accum=2)
+    with pytest.raises(UserError, match="smart cannot run under ZeRO stage 3"):
+        build_methods(["smart"], {}, zero_stage=3)
+    with pytest.raises(UserError, match="adversarial.options.smart.alpah"):
+        build_methods(["fgm"], {"smart": {"alpah": 1}})  # an entry not run is checked too
+    assert set(build_methods(["alum", "smart"], {}, grad_accum=4, zero_stage=2)) == {"alum", "smart"}
+
 
 PLUGIN = '''
 from dataclasses import dataclass

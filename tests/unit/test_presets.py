@@ -1,0 +1,46 @@
+"""The presets (alum/presets.py): found by name or path, and every shipped pretrain config is valid against its
+schema (a broken preset fails here, not on a cluster). The other presets are checked with their stage's
+config: tokenizer/test_config.py, finetune/test_config.py, training/test_deepspeed_config.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from alum.adversarial import METHODS, build_methods
+from alum.config import load_config
+from alum.errors import UserError
+from alum.presets import names, preset
+from alum.training.deepspeed_config import EngineConfig, deepspeed_config
+from alum.training.optim import OptimConfig
+from alum.pretrain.config import PretrainConfig
+from support.paths import CONFIGS
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "pretrain").glob("*.yaml")), ids=lambda p: p.name)
+def test_pretrain_presets_load(path):
+    cfg = load_config(PretrainConfig, path)
+    build_methods([cfg.adversarial.method], cfg.adversarial.options)
+    assert 0 <= cfg.switch_step() <= cfg.max_steps
+    if cfg.engine.deepspeed:
+        deepspeed_config(EngineConfig(**{**vars(cfg.engine), "deepspeed": str(CONFIGS.parent / cfg.engine.deepspeed)}), cfg.optim)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_pretrain_preset_takes_any_method(method):
+    # options are keyed by method name in every stage: the preset's ALUM options do not bind another method
+    cfg = load_config(PretrainConfig, "tiny", [f"adversarial.method={method}"], kind="pretrain")
+    built = build_methods([method], cfg.adversarial.options)[method]
+    assert built.name == method and cfg.adversarial.options["alum"]["alpha"] == 10.0
+
+
+def test_presets_are_found_by_name_or_path(tmp_path):
+    assert preset("pretrain", "tiny") == CONFIGS / "pretrain" / "tiny.yaml"
+    assert preset("deepspeed", "zero2") == CONFIGS / "deepspeed" / "zero2.json"
+    assert names("finetune") == sorted(p.stem for p in (CONFIGS / "finetune").glob("*.yaml"))
+    own = tmp_path / "tiny"  # a file of that name is the user's, not the preset
+    own.write_text("max_steps: 7\n")
+    assert load_config(PretrainConfig, str(own), kind="pretrain").max_steps == 7
+    with pytest.raises(UserError, match="--config tinny: neither a file nor a pretrain preset .*tiny"):
+        preset("pretrain", "tinny")
+    ds = deepspeed_config(EngineConfig(deepspeed="zero1"), OptimConfig())
+    assert ds["zero_optimization"]["stage"] == 1

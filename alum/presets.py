@@ -42,3 +42,13 @@ def preset(kind: str, value: str | Path, key: str = "--config") -> Path:
 
 def sample(relative: str) -> Path:
     return _root("alum.data") / relative
+
+
+def data_file(value: str | Path) -> Path:
+    """`value` as given when it exists; else, for a relative `data/...` path (as the shipped presets write
+    them), the sample shipped with the package: the presets then work from any working directory."""
+    path = Path(value)
+    if path.exists() or path.is_absolute() or path.parts[:1] != ("data",):
+        return path
+    shipped = sample(Path(*path.parts[1:]).as_posix()) if len(path.parts) > 1 else path
+    return shipped if shipped.exists() else path

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
+from alum.presets import data_file
 from alum.finetune.tasks import TaskConfig
 
 
@@ -33,7 +34,7 @@ class Split:
 
 def read_split(path: str | Path, task: TaskConfig, what: str) -> Split:
     """Read `path` in the task's format and check that it has rows and the task's columns."""
-    path = Path(path)
+    path = data_file(path)
     if not path.is_file():
         raise UserError(f"{what} file '{path}' not found")
     if path.stat().st_size == 0:

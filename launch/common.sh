@@ -12,6 +12,9 @@ cpu_processes() {
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / $1 > 0 ? $(nproc) / $1 : 1 ))}"
 }
 
+# A port no other process is listening on, so two runs on one node never share a rendezvous.
+free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
+
 usage_if_not_count() {
     if [[ $# -lt 2 || ! "$1" =~ ^[0-9]+$ ]]; then
         echo "usage: bash $0 N <alum subcommand> [arguments...]" >&2

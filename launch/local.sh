@@ -10,5 +10,5 @@ n=$1; shift
 has_gpu || cpu_processes "$n"
 launcher="$(dirname "$python")/deepspeed"
 [[ -x "$launcher" ]] || launcher="deepspeed"
-exec "$launcher" --num_gpus "$n" --master_port "${MASTER_PORT:-$((29500 + RANDOM % 1000))}" --no_local_rank \
+exec "$launcher" --num_gpus "$n" --master_port "${MASTER_PORT:-$(free_port)}" --no_local_rank \
     --module alum.cli "$@"

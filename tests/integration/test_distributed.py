@@ -22,7 +22,7 @@ from alum.adversarial import METHODS
 from support.data import sst2_subset
 from support.paths import REPO
 from support.pretrain import pretrain_args
-from support.processes import TIMEOUT, kill_group, launch, launch_env, one, two
+from support.processes import TIMEOUT, free_port, kill_group, launch, launch_env, one, two
 
 pytestmark = pytest.mark.slow  # several processes per test
 
@@ -94,7 +94,7 @@ def test_every_method_under_every_zero_stage_matches_stage_0_or_is_refused(tmp_p
     """Two updates of two accumulated micro-batches per process (FreeAT: one, it steps per replay)."""
     launch_env = {"DS_ACCELERATOR": "cpu", "ALUM_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     launcher = Path(sys.executable).parent / "deepspeed"
-    args = [str(launcher), "--num_gpus", "2", "--master_port", str(29500 + os.getpid() % 1000), "--no_local_rank",
+    args = [str(launcher), "--num_gpus", "2", "--master_port", free_port(), "--no_local_rank",
             str(REPO / "tests/integration/dist_methods_worker.py"), str(tmp_path)]
     os.environ.update(launch_env)
     try:
@@ -147,9 +147,9 @@ def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, 
 def test_finetune_runs_under_the_launcher_in_two_processes(model_dir, tmp_path):
     train, dev = sst2_subset(tmp_path, 64, 32)
     out = tmp_path / "ft"
-    result = two("finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir), "--train-file",
+    result = two("finetune", "--config", "sst2", "--model", str(model_dir), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(out), "--seeds", "1", "--max-steps", "4",
-                 "data.max_seq_len=32", "engine.micro_batch_size=8", "--deepspeed", "configs/deepspeed/zero2.json")
+                 "data.max_seq_len=32", "engine.micro_batch_size=8", "--deepspeed", "zero2")
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["method"] == "smart" and 0 <= summary["mean"] <= 1
     assert (out / "best" / "config.json").is_file()

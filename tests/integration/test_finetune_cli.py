@@ -20,7 +20,7 @@ TINY = ["train.eval_every=3", "train.log_every=1", "engine.micro_batch_size=16",
 def finetune(tmp_path, model_dir, *extra, train=64, dev=32, name="out"):
     train_file, dev_file = sst2_subset(tmp_path, train, dev)
     out = tmp_path / name
-    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir),
+    code = main(["finetune", "--config", "sst2", "--model", str(model_dir),
                  "--train-file", str(train_file), "--dev-file", str(dev_file), "--output", str(out), *TINY, *extra])
     assert code == 0
     return out
@@ -109,7 +109,7 @@ def test_a_task_that_can_be_learned_is_learned(tmp_path, model_dir):
 
     train = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows(256))
     dev = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], rows(64))
-    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model_dir), "--train-file",
+    code = main(["finetune", "--config", "sst2", "--model", str(model_dir), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(tmp_path / "out"), "--method", "none,smart",
                  "--seeds", "1", "--max-steps", "60", "--attack-eps", "0", *TINY, "train.eval_every=20", "optim.lr=3e-3"])
     assert code == 0

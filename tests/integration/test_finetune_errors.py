@@ -17,7 +17,7 @@ def files(tmp_path):
 
 def fails(capsys, tmp_path, model, train, dev, *extra) -> str:
     out = tmp_path / "out"
-    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(model), "--train-file",
+    code = main(["finetune", "--config", "sst2", "--model", str(model), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(out), "--max-steps", "1", *extra])  # flags first
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and err.startswith("alum finetune: error: ")
@@ -70,5 +70,5 @@ def test_config_errors_name_the_key(capsys, tmp_path, model_dir, files, extra, m
 
 
 def test_no_model_given(capsys, tmp_path):
-    code = main(["finetune", "--config", "configs/finetune/sst2.yaml"])
+    code = main(["finetune", "--config", "sst2"])
     assert code == 2 and "model: not set" in capsys.readouterr().err

@@ -14,7 +14,7 @@ def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):
     export = pretrain_train.run(tiny_config(tmp_path, tokenizer_dir, small_corpus))["export"]
     train, dev = sst2_subset(tmp_path, 32, 16)
     out = tmp_path / "finetuned"
-    code = main(["finetune", "--config", "configs/finetune/sst2.yaml", "--model", str(export), "--train-file",
+    code = main(["finetune", "--config", "sst2", "--model", str(export), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(out), "--seeds", "1", "--max-steps", "2",
                  "data.max_seq_len=32", "engine.micro_batch_size=8"])
     assert code == 0

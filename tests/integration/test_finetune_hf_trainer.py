@@ -3,7 +3,6 @@ respects gradient accumulation), SMART trains and moves its teacher, and FreeAT 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from alum.errors import UserError  # noqa: E402
 from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
 from support.hf_trainer import Examples, arguments, tiny, trained  # noqa: E402
 from support.paths import REPO  # noqa: E402
-from support.processes import environment  # noqa: E402
+from support.processes import environment, free_port  # noqa: E402
 
 
 def test_none_through_the_drop_in_is_the_plain_trainer(tmp_path):
@@ -67,7 +66,7 @@ def test_cut_passes_train_under_ddp_as_without_it(tmp_path):
     # ALUM and SMART cut their perturbed passes below the embeddings; under the Trainer's DDP (which finds
     # unused parameters by default) those passes must not be DDP forwards, or the embeddings are marked
     # ready twice. With one process DDP averages over one rank, so the weights must match the plain run.
-    port = str(29500 + os.getpid() % 1000)
+    port = free_port()
     results = {}
     for mode in ("plain", "ddp"):
         out = tmp_path / mode

@@ -27,7 +27,7 @@ def test_every_method_on_a_generic_pair_task(tmp_path, model_dir):
             for _ in range(48)]
     train, dev = write_jsonl(tmp_path / "train.jsonl", rows[:32]), write_jsonl(tmp_path / "dev.jsonl", rows[32:])
     out = tmp_path / "out"
-    code = main(["finetune", "--config", "configs/finetune/generic.yaml", "--model", str(model_dir), "--train-file",
+    code = main(["finetune", "--config", "generic", "--model", str(model_dir), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(out), "--method", ",".join(METHODS), *FLAGS,
                  "task.name=verdicts", "task.text_columns=[premise, hypothesis]", "task.label_column=verdict",
                  "task.labels=null", "task.label_names=null", "task.metric=f1", *TINY])
@@ -51,7 +51,7 @@ def test_regression_task_trains_and_reports_correlations(tmp_path, model_dir):
     rows = [[sentence(rng), sentence(rng), f"{rng.uniform(0, 5):.2f}"] for _ in range(40)]
     train, dev = write_tsv(tmp_path / "train.tsv", header, rows[:32]), write_tsv(tmp_path / "dev.tsv", header, rows[32:])
     out = tmp_path / "out"
-    code = main(["finetune", "--config", "configs/finetune/stsb.yaml", "--model", str(model_dir), "--train-file",
+    code = main(["finetune", "--config", "stsb", "--model", str(model_dir), "--train-file",
                  str(train), "--dev-file", str(dev), "--output", str(out), "--method", "smart", *FLAGS, *TINY])
     assert code == 0
     summary = json.loads((out / "metrics.json").read_text())

@@ -191,7 +191,7 @@ def test_bad_input_stops_before_training(tmp_path, tokenizer_dir, small_corpus, 
 def test_empty_corpus_and_mismatched_tokenizer_are_one_line_cli_errors(tmp_path, tokenizer_dir, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
-    code = main(["pretrain", "--config", str(REPO / "configs/pretrain/tiny.yaml"), "--tokenizer", str(tokenizer_dir),
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir),
                  "--files", str(empty), "--output", str(tmp_path / "run")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("alum pretrain: error: corpus is empty") and "\n" not in err
@@ -201,7 +201,7 @@ def test_empty_corpus_and_mismatched_tokenizer_are_one_line_cli_errors(tmp_path,
     small = tmp_path / "small-model"
     BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=64)).save_pretrained(small)
-    code = main(["pretrain", "--config", str(REPO / "configs/pretrain/tiny.yaml"), "--tokenizer", str(tokenizer_dir),
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir),
                  "--output", str(tmp_path / "run2"), f"model.path={small}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "400 tokens but the model" in err and "50 embedding rows" in err

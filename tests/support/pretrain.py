@@ -23,8 +23,8 @@ def tiny_config(tmp_path, tokenizer_dir, corpus, **overrides) -> PretrainConfig:
 def pretrain_args(tokenizer: Path, output: Path, micro: int, stage: int, *extra: str) -> list[str]:
     """`alum pretrain` arguments for 8 steps (4 standard, 4 ALUM) on the sample, under ZeRO `stage`."""
     return [
-        "pretrain", "--config", "configs/pretrain/tiny.yaml", "--tokenizer", str(tokenizer), "--output", str(output),
-        "--files", str(SAMPLE), "--deepspeed", f"configs/deepspeed/zero{stage}.json", "--max-steps", "8",
+        "pretrain", "--config", "tiny", "--tokenizer", str(tokenizer), "--output", str(output),
+        "--files", str(SAMPLE), "--deepspeed", f"zero{stage}", "--max-steps", "8",
         "adversarial.start=4", "data.block_size=64", "data.validation=16", "log_every=1", "eval_every=4",
         "eval_batches=2", "save_every=3", f"engine.micro_batch_size={micro}", "optim.lr=2e-3", "optim.warmup=0",
         "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, "

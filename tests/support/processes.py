@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -25,6 +26,13 @@ def environment(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
     """This process's environment without the launcher's variables and those named in `drop`, plus `extra`."""
     clean = {k: v for k, v in os.environ.items() if k not in (*LAUNCHER, *drop)}
     return {**clean, **extra}
+
+
+def free_port() -> str:
+    """A port nothing listens on now: concurrent test runs never share a rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
 
 
 def launch_env() -> dict[str, str]:

@@ -11,7 +11,7 @@ from alum.errors import UserError
 from alum.finetune.config import load_finetune_config
 from alum.finetune.prepare import prepare
 from alum.finetune.tasks import GLUE
-from support.paths import CONFIGS, REPO
+from support.paths import CONFIGS
 
 PRESETS = sorted((CONFIGS / "finetune").glob("*.yaml"))
 
@@ -37,9 +37,9 @@ def test_preset_loads_and_every_method_option_is_known(path):
 
 
 @pytest.mark.parametrize("name", ["sst2", "generic"])
-def test_presets_on_embedded_data_read_it(name, model_dir, monkeypatch):
-    monkeypatch.chdir(REPO)  # presets name the embedded data relative to the repository
-    cfg = load_finetune_config(f"configs/finetune/{name}.yaml", [f"model={model_dir}", "data.max_seq_len=32",
+def test_presets_on_embedded_data_read_it(name, model_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the shipped presets find their shipped data from any working directory
+    cfg = load_finetune_config(name, [f"model={model_dir}", "data.max_seq_len=32",
                                                                  "data.train_subset=100"])
     prep = prepare(cfg)
     assert len(prep.train) == 100 and len(prep.dev) == 872 and prep.task.id2label()[1] == "positive"

@@ -4,12 +4,14 @@ config: tokenizer/test_config.py, finetune/test_config.py, training/test_deepspe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from alum.adversarial import METHODS, build_methods
 from alum.config import load_config
 from alum.errors import UserError
-from alum.presets import names, preset
+from alum.presets import data_file, names, preset, sample
 from alum.training.deepspeed_config import EngineConfig, deepspeed_config
 from alum.training.optim import OptimConfig
 from alum.pretrain.config import PretrainConfig
@@ -21,8 +23,8 @@ def test_pretrain_presets_load(path):
     cfg = load_config(PretrainConfig, path)
     build_methods([cfg.adversarial.method], cfg.adversarial.options)
     assert 0 <= cfg.switch_step() <= cfg.max_steps
-    if cfg.engine.deepspeed:
-        deepspeed_config(EngineConfig(**{**vars(cfg.engine), "deepspeed": str(CONFIGS.parent / cfg.engine.deepspeed)}), cfg.optim)
+    if cfg.engine.deepspeed:  # named by preset, so the config works from any working directory
+        deepspeed_config(cfg.engine, cfg.optim)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -44,3 +46,13 @@ def test_presets_are_found_by_name_or_path(tmp_path):
         preset("pretrain", "tinny")
     ds = deepspeed_config(EngineConfig(deepspeed="zero1"), OptimConfig())
     assert ds["zero_optimization"]["stage"] == 1
+
+
+def test_shipped_data_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert data_file("data/glue/SST-2/dev.tsv") == sample("glue/SST-2/dev.tsv")
+    assert data_file("data/glue/SST-2/dev.tsv").is_file()
+    assert data_file("data/glue/nothing.tsv") == Path("data/glue/nothing.tsv")  # the user's error names their path
+    (tmp_path / "data/glue/SST-2").mkdir(parents=True)
+    (tmp_path / "data/glue/SST-2/dev.tsv").write_text("sentence\tlabel\n")
+    assert data_file("data/glue/SST-2/dev.tsv") == Path("data/glue/SST-2/dev.tsv")  # a file here is the user's

@@ -8,7 +8,7 @@ import os
 import sys
 
 from alum.commands.flags import OVERRIDE
-from alum.errors import UserError
+from alum.errors import UserError, disk_full
 
 # Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
 # so that `alum --help` answers at once.
@@ -16,8 +16,16 @@ COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.p
             "alum.commands.evaluate", "alum.commands.quickstart"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line ends like any bad input: one line on stderr, exit 2 (argparse's own
+    `error` prints the whole usage first). Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="alum", description="Adversarial pretraining (ALUM) and fine-tuning (SMART) for HF encoders."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -28,12 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # key=value overrides may come anywhere, also after flags (argparse alone only takes them in one run)
-    if extra and hasattr(args, "overrides") and all(OVERRIDE.match(e) for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = parser.parse_known_args(argv)
+        # key=value overrides may come anywhere, also after flags (argparse alone only takes them in one run)
+        if extra and hasattr(args, "overrides") and all(OVERRIDE.match(e) for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            prog = f"alum {args.command}"
+            if getattr(args, "action", None):
+                prog += f" {args.action}"
+            print(f"{prog}: error: unrecognized arguments: {' '.join(extra)} (see {prog} --help)", file=sys.stderr)
+            return 2
+    except SystemExit as done:  # --help (0) or a bad command line (2, its one line already printed)
+        return done.code if isinstance(done.code, int) else 2
     try:
         return args.run(args) or 0
     except UserError as err:
@@ -45,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"alum {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - only a full disk is turned into a line; the rest re-raises
+        full = disk_full(err)
+        if full is None:
+            raise
+        print(f"alum {args.command}: error: cannot write: {full}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: a directory, not a config file")
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
@@ -107,8 +109,9 @@ def from_dict(schema: type[T], data: Any, source: str = "config", prefix: str = 
     if check is not None:
         try:
             check()
-        except ValueError as err:
-            raise UserError(f"{source}: {prefix}{err}") from None
+        except ValueError as err:  # a section's check may name its keys in full already ("data.block_size")
+            message = str(err)
+            raise UserError(f"{source}: {message if message.startswith(prefix) else prefix + message}") from None
     return config
 
 
@@ -179,6 +182,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
 def _name(hint: Any) -> str:
     if get_origin(hint) in (Union, types.UnionType):
         return " or ".join(_name(a) for a in get_args(hint) if a is not type(None))
+    if get_origin(hint) is Literal:  # `Literal[...] | None`: the choices, not the word "Literal"
+        return "one of " + ", ".join(map(str, get_args(hint)))
     return getattr(hint, "__name__", str(hint))
 
 

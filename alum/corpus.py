@@ -107,9 +107,16 @@ def iter_texts(
 
 
 def ensure_nonempty(files: Sequence[Path], text_column: str = "text") -> None:
-    """Fail early, with the file names, if the corpus holds no text at all."""
-    for _ in iter_texts(files, text_column=text_column):
+    """Fail early, with the file names, if the corpus holds no text at all. When every line that held
+    anything was skipped for undecodable bytes, the corpus is not empty but unreadable: say where."""
+    stats = ReadStats()
+    for _ in iter_texts(files, text_column=text_column, stats=stats):
         return
+    if stats.bad_lines:
+        raise UserError(
+            f"the corpus has no decodable text: its {stats.bad_lines} non-blank line(s) are all undecodable "
+            f"(not UTF-8; first at {stats.first_bad}): convert the files to UTF-8"
+        )
     names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
     raise UserError(f"corpus is empty (no non-blank text in {names})")
 
@@ -171,16 +178,8 @@ def _read(path: Path, column: str, strict: bool, stats: ReadStats, progress: Pro
             yield line.rstrip("\r\n")
     elif kind == "jsonl":
         for number, line in _decoded_lines(path, strict, stats, progress):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or column not in record:
-                raise UserError(f"{path}:{number}: no '{column}' field (set the text column)")
-            value = record[column]
-            yield "" if value is None else str(value)
+            if line.strip():
+                yield _json_text(path, lambda: number, line, column)
     elif kind in ("csv", "tsv"):
         lines = (line for _, line in _decoded_lines(path, strict, stats, progress))
         reader = csv.DictReader(lines, delimiter="\t" if kind == "tsv" else ",", quoting=_quoting(kind))
@@ -216,6 +215,97 @@ def _read_parquet(path: Path, column: str, progress: Progress | None = None) -> 
     meter.finish()
 
 
+# ---- reading a part of a file: what parallel preparation and resumable streaming build on ----
+
+
+def splittable(path: Path) -> bool:
+    """Whether a file can be read from any byte offset: uncompressed text and JSON lines hold one text per
+    line. A .gz stream has no offsets to seek to, and a CSV record may span lines."""
+    return Path(path).suffix.lower() != ".gz" and file_format(Path(path)) in ("text", "jsonl")
+
+
+def read_range(
+    path: Path,
+    start: int,
+    end: int,
+    *,
+    text_column: str = "text",
+    strict: bool = False,
+    stats: ReadStats | None = None,
+    progress: Progress | None = None,
+) -> Iterator[tuple[int, str]]:
+    """(offset just past the line, text) for every non-empty text whose line *starts* in [start, end) of a
+    `splittable` file. Ranges that tile a file read each line exactly once, wherever the cuts fall, and
+    `progress` hears exactly end - start bytes. A range does not know its line numbers: an error counts the
+    lines before its offset (once, on the way out)."""
+    stats = stats if stats is not None else ReadStats()
+    path = Path(path)
+    jsonl = file_format(path) == "jsonl"
+    try:
+        raw = open(path, "rb")
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err})") from None
+    with raw:
+        position = start
+        if start > 0:  # the line running through the cut belongs to the range before it
+            raw.seek(start - 1)
+            position = start - 1 + len(raw.readline())
+        reported = start
+        while position < end:
+            line = raw.readline()
+            if not line:
+                break
+            at, position = position, position + len(line)
+            if progress is not None and position - reported >= PROGRESS_CHUNK:
+                progress(min(position, end) - reported)
+                reported = min(position, end)
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                if strict:
+                    raise UserError(f"{path}:{line_number(path, at)}: not valid UTF-8 (byte 0x{line[err.start]:02x} "
+                                    f"at column {err.start + 1})") from None
+                stats.bad_lines += 1
+                stats.first_bad = stats.first_bad or f"{path}:{line_number(path, at)}"
+                continue
+            if jsonl:
+                text = _json_text(path, lambda: line_number(path, at), text, text_column) if text.strip() else ""
+            else:
+                text = text.rstrip("\r\n")
+            if not text.strip():
+                stats.empty_lines += 1
+                continue
+            stats.lines += 1
+            stats.bytes += len(text.encode("utf-8"))
+            yield position, text
+        if progress is not None and end > reported:
+            progress(end - reported)
+
+
+def line_number(path: Path, offset: int) -> int:
+    """The 1-based number of the line starting at byte `offset` of `path`."""
+    with open(path, "rb") as raw:
+        count, done = 1, 0
+        while done < offset:
+            chunk = raw.read(min(PROGRESS_CHUNK, offset - done))
+            if not chunk:
+                break
+            count, done = count + chunk.count(b"\n"), done + len(chunk)
+    return count
+
+
+def _json_text(path: Path, number: Callable[[], int], line: str, column: str) -> str:
+    """The text column of one JSON line; `number()` gives its line number, asked for only on an error."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{number()}: not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict) or column not in record:
+        raise UserError(f"{path}:{number()}: no '{column}' field (set the text column)")
+    value = record[column]
+    return "" if value is None else str(value)
+
+
 __all__ = [
     "FORMATS",
     "PROGRESS_CHUNK",
@@ -224,5 +314,8 @@ __all__ = [
     "ensure_nonempty",
     "file_format",
     "iter_texts",
+    "line_number",
+    "read_range",
     "resolve_files",
+    "splittable",
 ]

@@ -43,6 +43,9 @@ class DataConfig:
     def validate(self) -> None:
         if self.max_seq_len < 8:
             raise ValueError("max_seq_len must be at least 8")
+        for key in ("train_subset", "dev_subset"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be 0 (all) or a number of examples, got {getattr(self, key)}")
 
 
 @dataclass
@@ -88,8 +91,9 @@ class AttackConfig:
     level: Literal["token", "example"] = "token"
 
     def validate(self) -> None:
-        if self.eps < 0 or self.steps < 1 or self.step_size < 0:
-            raise ValueError("eps and step_size must be >= 0 and steps >= 1")
+        for key, low in (("eps", 0), ("steps", 1), ("step_size", 0)):
+            if getattr(self, key) < low:
+                raise ValueError(f"{key} must be at least {low}, got {getattr(self, key)}")
 
     @property
     def alpha(self) -> float:
@@ -108,8 +112,10 @@ class TrainConfig:
     save_seed_models: bool = False  # also export every seed's best checkpoint to seed-<s>/best (best/ always)
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.seeds < 1 or self.max_steps < 0 or self.eval_every < 0 or self.log_every < 1:
-            raise ValueError("epochs, seeds and log_every must be >= 1; max_steps and eval_every >= 0")
+        for key, low in (("epochs", 1), ("seeds", 1), ("log_every", 1), ("eval_batch_size", 1), ("max_steps", 0),
+                         ("eval_every", 0)):
+            if getattr(self, key) < low:
+                raise ValueError(f"{key} must be at least {low}, got {getattr(self, key)}")
 
 
 @dataclass

@@ -57,7 +57,9 @@ def _load(path: Path, fmt: str, task: TaskConfig):
     import datasets
 
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    # critical: a file datasets cannot parse is logged at ERROR level before it raises; the raise is ours to
+    # report, in one line
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     if fmt == "jsonl":
         kwargs: dict[str, Any] = {}
         builder = "json"
@@ -82,7 +84,28 @@ def _load(path: Path, fmt: str, task: TaskConfig):
         message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
         if "corresponds to no data" in message:  # a header and no rows: datasets builds no split at all
             return None
-        raise UserError(f"{path}: cannot read as {fmt}: {message}") from None
+        raise UserError(_first_bad_line(path, fmt) or f"{path}: cannot read as {fmt}: {message}") from None
+
+
+def _first_bad_line(path: Path, fmt: str) -> str | None:
+    """The line the parser failed on, when it is bad on its own (not UTF-8, or not JSON in a jsonl file): the
+    parsers' own messages name a byte position, not a line. Runs only once reading has failed."""
+    import json
+
+    with open(path, "rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                return (f"{path}: cannot read as {fmt}: line {number} is not UTF-8 text "
+                        f"(byte 0x{line[err.start]:02x} at column {err.start + 1})")
+            if fmt == "jsonl" and text.strip():
+                try:
+                    json.loads(text)
+                except json.JSONDecodeError as err:
+                    return (f"{path}: cannot read as {fmt}: line {number} is not valid JSON "
+                            f"({err.msg}, column {err.colno})")
+    return None
 
 
 def _as_label_text(value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alum.adversarial import ForwardOutput
-from alum.errors import UserError
+from alum.errors import UserError, disk_full
 from alum.training.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
@@ -121,9 +122,16 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Pa
     leaves one complete copy (`<name>/`, or `<name>.old/` in the instant between the two renames)."""
     directory = Path(directory)
     partial = staging(directory)
-    with quiet_transformers():
-        model.save_pretrained(str(partial))
-        tokenizer.save_pretrained(str(partial))
-    (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+    try:
+        with quiet_transformers():
+            model.save_pretrained(str(partial))
+            tokenizer.save_pretrained(str(partial))
+        (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+    except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error type
+        full = disk_full(err)
+        if full is None:
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
+        raise UserError(f"cannot write {directory}: {full}") from None
     publish(partial, directory)
     return directory

@@ -29,16 +29,32 @@ def load_model_and_tokenizer(model: str, tokenizer: str | None, max_len: int | N
     """The checked model directory, its tokenizer (the model's own unless `tokenizer` names another), and
     the sequence length to use (`max_len`, or by default 128 or the model's positions if fewer)."""
     model_dir = check_model_dir(model)
+    config = load_config(model_dir)  # before the tokenizer, which reads config.json too and would hide why
+    check_weights(model_dir)
     tokenizer_dir = Path(tokenizer) if tokenizer else model_dir
     key = "tokenizer" if tokenizer else "model"
     tok = load_tokenizer(tokenizer_dir, key)
     if tok.pad_token_id is None:
         raise UserError(f"{tokenizer_dir}: the tokenizer has no padding token ({key})")
-    config = load_config(model_dir)
     if max_len is None:
         max_len = min(128, getattr(config, "max_position_embeddings", 128))
     check_pair(tok, config, model_dir, tokenizer_dir, max_len, len_key)
     return model_dir, tok, max_len
+
+
+def check_weights(model_dir: Path) -> None:
+    """A truncated or corrupt safetensors file fails here, naming it, not as a traceback when the model loads
+    (reading the header costs nothing: the tensors are not read)."""
+    from safetensors import safe_open
+
+    for path in sorted(model_dir.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as err:  # safetensors raises its own error type for a bad header
+            text = str(err).strip().splitlines()
+            raise UserError(f"{path}: cannot be read as safetensors weights ({text[0] if text else type(err).__name__})"
+                            "; the file may be truncated") from None
 
 
 def prepare(cfg: FinetuneConfig) -> Prepared:

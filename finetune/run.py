@@ -6,31 +6,51 @@ Layout of the output directory (one method):           with several methods (`--
     best/              the best seed's best checkpoint     <method>/      the one-method layout, per method
     seed-<s>/metrics.jsonl  the log of each seed           dev_<metric>_per_epoch.png
     dev_<metric>_per_epoch.png
+
+A directory that holds a run is never replaced silently: `resume` keeps every finished (method, seed), one
+whose `seed-<s>/result.json` exists, and trains the rest from scratch; `overwrite` replaces the run.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any
 
+import yaml
 from torch import nn
 
 from alum.config import dump_yaml, save_config
+from alum.errors import UserError
 from alum.training import distributed
 from alum.training.metrics import say
 from alum.training.plots import metric_per_epoch
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.model import export
+from alum.training.publish import check_directory
 from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.train import SeedResult, train_seed
 
 
-def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
-    prep = prepare(cfg)  # every check before any training
+def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     root = Path(cfg.output)
+    check_directory(root)
+    held = holds_run(root)
+    if resume and overwrite:
+        raise UserError("pass --resume or --overwrite, not both")
+    if held and not (resume or overwrite):
+        raise UserError(f"{root} already holds a run: pass --resume to continue it or --overwrite to replace it")
+    prep = prepare(cfg)  # every check before any training
+    if held and resume:
+        check_resumable(cfg, root)  # after prepare: the saved config holds the labels prepare inferred
+    distributed.start_group()
+    distributed.barrier()  # every process has looked at the directory before rank 0 changes it
+    if held and overwrite and distributed.is_main():
+        shutil.rmtree(root)  # only now: a typo in the inputs must not cost the old run
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
     say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev examples, "
@@ -40,7 +60,7 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     summaries, histories = {}, {}
     for name in methods:
         out = root if len(methods) == 1 else root / name
-        results = run_method(prep, name, out)
+        results = run_method(prep, name, out, resume)
         summaries[name] = summarize(prep, name, results)
         histories[name] = [r.history for r in results]
         write_json(out / "metrics.json", summaries[name])
@@ -54,10 +74,12 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     return summary
 
 
-def run_method(prep: Prepared, name: str, out: Path) -> list[SeedResult]:
-    """Every seed of one method; the best seed's best checkpoint is exported to `out/best` as it appears."""
+def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> list[SeedResult]:
+    """Every seed of one method; the best seed's best checkpoint is exported to `out/best` as it appears.
+    With `resume`, finished seeds are read back, not trained, and `out/best` already holds their leader."""
     cfg, results = prep.cfg, []
-    leader: list[float] = []
+    finished = finished_results(out, name, cfg.seeds()) if resume else {}
+    leader = [max(r.best[prep.task.metric] for r in finished.values())] if finished else []
 
     def keep(result: SeedResult, model: nn.Module) -> None:
         if not distributed.is_main():
@@ -70,12 +92,80 @@ def run_method(prep: Prepared, name: str, out: Path) -> list[SeedResult]:
             export(model, prep.tokenizer, prep.task, out / "best")
 
     for seed in cfg.seeds():
+        if seed in finished:
+            say(f"{name} seed {seed}: finished in an earlier run, read from its result.json")
+            results.append(finished[seed])
+            continue
+        if (out / f"seed-{seed}").exists() and distributed.is_main():
+            shutil.rmtree(out / f"seed-{seed}")  # a seed cut short starts again: its log must not mix two runs
         result = train_seed(prep, name, seed, out / f"seed-{seed}", on_best=keep)
         results.append(result)
         if distributed.is_main():
             write_json(out / f"seed-{seed}" / "result.json", result.to_dict())
         gc.collect()  # the engine of this seed goes before the next one is built
     return results
+
+
+def holds_run(root: Path) -> bool:
+    """What an earlier `alum finetune` leaves, for one method (at the top) or several (one level down)."""
+    marks = ("config.yaml", "metrics.json", "best", "seed-*", "*/metrics.json", "*/best", "*/seed-*")
+    return root.is_dir() and any(any(root.glob(mark)) for mark in marks)
+
+
+# Keys that may change between a run and its resumption: none of them changes a finished seed's numbers.
+# train.seeds may grow and adversarial.method gain methods (checked in check_resumable); the rest must match.
+FREE_KEYS = ("output", "wandb.", "train.log_every")
+
+
+def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
+    """Refuse to resume with settings that would make the finished seeds and the new ones disagree."""
+    path = root / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{root} holds no config.yaml to resume from: pass --overwrite to replace the run")
+    saved = flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
+    old_methods = [m.strip() for m in str(saved.get("adversarial.method", "")).split(",") if m.strip()]
+    gained = [m for m in cfg.adversarial.methods if m not in old_methods]
+    for key in [*new, *(k for k in saved if k not in new)]:
+        if key.startswith(FREE_KEYS) or any(key.startswith(f"adversarial.options.{m}.") for m in gained):
+            continue
+        before, now = saved.get(key), new.get(key)
+        if key == "train.seeds" and isinstance(before, int) and isinstance(now, int) and now >= before:
+            continue
+        # More methods may join a comparison; a one-method run keeps its seeds at the top, so it cannot grow.
+        if key == "adversarial.method" and set(old_methods) <= set(cfg.adversarial.methods) \
+                and (len(old_methods) > 1 or old_methods == cfg.adversarial.methods):
+            continue
+        if before != now:
+            raise UserError(f"{path} differs from this run's config at {key} ({before!r} there, {now!r} now): "
+                            f"resume with the same settings, or pass --overwrite to replace the run")
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # an empty one adds no key: {} and a missing section compare equal
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def finished_results(out: Path, name: str, seeds: list[int]) -> dict[int, SeedResult]:
+    """The seeds of `name` an earlier run finished (their result.json is written last, atomically)."""
+    finished = {}
+    for seed in seeds:
+        path = out / f"seed-{seed}" / "result.json"
+        if not path.is_file():
+            continue
+        try:
+            result = SeedResult.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{path}: not a seed's result ({err}): delete it to train the seed again") from None
+        if (result.method, result.seed) != (name, seed):
+            raise UserError(f"{path}: holds {result.method} seed {result.seed}, not {name} seed {seed}")
+        finished[seed] = result
+    return finished
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -146,4 +236,6 @@ def table(prep: Prepared, summaries: dict[str, dict[str, Any]]) -> str:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     if distributed.is_main():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(partial, path)  # a kill leaves the old file or the new one, never half of one

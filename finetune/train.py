@@ -49,6 +49,11 @@ class SeedResult:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeedResult:
+        """The inverse of to_dict (a result.json read back on resume); a missing field raises KeyError."""
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
 
 @dataclass
 class Run:

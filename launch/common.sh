@@ -4,7 +4,10 @@ alum_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${ALUM_PYTHON:-$alum_root/.venv/bin/python}"
 [[ -x "$python" ]] || python="$(command -v python3)"
 
-has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+# CUDA_VISIBLE_DEVICES="" hides the GPUs from CUDA; nvidia-smi ignores it, so it is honoured here.
+has_gpu() {
+    [[ "${CUDA_VISIBLE_DEVICES-unset}" != "" ]] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1
+}
 
 # N CPU processes talk over gloo and share the cores instead of each wanting all of them.
 cpu_processes() {

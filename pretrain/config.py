@@ -23,19 +23,31 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     files: list[str] = field(default_factory=list)  # files, globs or directories
+    # A corpus made by `alum prepare` (--data-dir): training reads its shards and never the text. Its manifest
+    # must match data.tokenizer, data.block_size, masking.whole_word and, when set, data.files.
+    prepared: str | None = None
     tokenizer: str | None = None  # a HF tokenizer directory (ours or any)
     text_column: str = "text"  # for jsonl / csv / parquet inputs
     block_size: int = 128  # tokens per packed training sequence
     validation: int | float = 0.02  # held-out blocks: a count, or a fraction of the corpus
-    streaming: bool = False  # read and tokenise on the fly, for corpora larger than memory
-    shuffle_buffer: int = 10_000  # streaming only
+    # Read, tokenise and pack on the fly instead of preparing first; resume seeks to where it stopped.
+    streaming: bool = False
+    shuffle_buffer: int = 10_000  # streaming only: blocks; the buffer is saved in each checkpoint
     strict: bool = False  # stop at the first undecodable line instead of skipping it
-    num_proc: int = 1  # tokenisation processes (map-style only)
-    cache_dir: str | None = None  # datasets cache (default: the HF datasets cache)
+    num_proc: int = 0  # processes preparing the corpus (0: every core)
+    # Where data.files are prepared when data.prepared is not set (default: the HF datasets cache); every
+    # node must see it: rank 0 prepares, the others wait for it.
+    cache_dir: str | None = None
 
     def validate(self) -> None:
         if self.block_size < 8:
             raise ValueError("data.block_size must be at least 8")
+        if self.validation < 0 or (isinstance(self.validation, float) and self.validation >= 1):
+            raise ValueError("data.validation must be a number of blocks (>= 0) or a fraction in [0, 1)")
+        if self.num_proc < 0:
+            raise ValueError("data.num_proc must be 0 (every core) or more")
+        if self.prepared is not None and self.streaming:
+            raise ValueError("data.prepared and data.streaming exclude each other: a prepared corpus is read by index")
 
 
 @dataclass
@@ -83,6 +95,10 @@ class PretrainConfig:
     def validate(self) -> None:
         if self.max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        if self.seed < 0:
+            raise ValueError("seed must be >= 0 (numpy's generators take no negative seed)")
+        if self.keep_checkpoints < 1:
+            raise ValueError("keep_checkpoints must be at least 1 (--resume needs one)")
         for key in ("log_every", "eval_every", "save_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1")

@@ -1,42 +1,30 @@
-"""Pretraining data: text -> tokens -> fixed-length blocks (run_mlm's packing), with `datasets` doing the
-work and the caching (a second run with the same files and tokenizer does not tokenise again).
+"""Pretraining data: text -> tokens -> fixed-length blocks (run_mlm's packing), and the orders in which
+training reads them.
 
-Map-style (default): the whole corpus is tokenised once into an Arrow cache; batches are drawn in a seeded
-order per epoch, so a position (epoch, batch) is all resume needs. Streaming: texts are read, tokenised and
-packed on the fly; resume skips the blocks already consumed.
+Map-style (default): the corpus is prepared once into Arrow shards (pretrain/prepare.py, `alum prepare`),
+either by the user (data.prepared) or into a cache directory named by the files and the tokenizer, which a
+second run finds. In a run of several processes rank 0 builds while the others wait. Batches are drawn in
+a seeded order per epoch, so a position (epoch, batch) is all resume needs. Streaming (pretrain/stream.py):
+texts are read, tokenised and packed on the fly; the checkpoint holds the reader's offset, the shuffle
+buffer and its RNG, so resume seeks instead of re-reading.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from alum.corpus import ensure_nonempty, iter_texts, resolve_files
+from alum.corpus import ensure_nonempty, resolve_files
 from alum.errors import UserError
+from alum.pretrain import prepare, shards, stream
 from alum.pretrain.config import DataConfig, MaskingConfig
-
-
-def _texts(files: list[str], column: str, strict: bool, signature: Any = None) -> Iterator[dict[str, str]]:
-    # `signature` (sizes and mtimes) only feeds datasets' cache fingerprint: edited files are read again.
-    for text in iter_texts([Path(f) for f in files], text_column=column, strict=strict):
-        yield {"text": text}
-
-
-def _tokenize(batch: dict[str, list], tokenizer, whole_word: bool) -> dict[str, list]:
-    return tokenizer(batch["text"], return_special_tokens_mask=True, return_offsets_mapping=whole_word,
-                     return_attention_mask=False, return_token_type_ids=False, verbose=False)
-
-
-def _pack(batch: dict[str, list], block_size: int) -> dict[str, list]:
-    """Concatenate the tokenised texts and cut them into blocks; the remainder is dropped."""
-    joined = {key: list(chain.from_iterable(values)) for key, values in batch.items()}
-    usable = len(joined["input_ids"]) // block_size * block_size
-    return {key: [v[i : i + block_size] for i in range(0, usable, block_size)] for key, v in joined.items()}
+from alum.pretrain.packing import Packer, backend, rows
+from alum.training import distributed
 
 
 def corpus_files(cfg: DataConfig) -> list[Path]:
@@ -45,42 +33,19 @@ def corpus_files(cfg: DataConfig) -> list[Path]:
     return files
 
 
-def _generator_kwargs(cfg: DataConfig, files: list[Path]) -> dict[str, Any]:
-    signature = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    return {"files": [str(f) for f in files], "column": cfg.text_column, "strict": cfg.strict, "signature": signature}
-
-
 @dataclass
 class Blocks:
-    train: Any  # a datasets.Dataset (map-style) or IterableDataset (streaming)
+    train: Any  # a datasets.Dataset (map-style) or a stream.BlockStream
     validation: Any  # a datasets.Dataset of held-out blocks
     train_size: int | None  # blocks, when known (map-style)
 
 
 def build_blocks(cfg: DataConfig, tokenizer, whole_word: bool) -> Blocks:
-    """Tokenise and pack the corpus; hold out the validation blocks."""
-    import datasets
-
-    files = corpus_files(cfg)
-    columns = ["input_ids", "special_tokens_mask"] + (["offset_mapping"] if whole_word else [])
-    tokenize = dict(function=_tokenize, batched=True, remove_columns=["text"],
-                    fn_kwargs={"tokenizer": tokenizer, "whole_word": whole_word})
-    pack = dict(function=_pack, batched=True, fn_kwargs={"block_size": cfg.block_size})
+    """The training blocks and the held-out validation blocks."""
     if cfg.streaming:
-        stream = datasets.IterableDataset.from_generator(_texts, gen_kwargs=_generator_kwargs(cfg, files))
-        stream = stream.map(**tokenize).map(**pack).select_columns(columns)
-        held = int(cfg.validation) if isinstance(cfg.validation, int) else 0
-        if isinstance(cfg.validation, float) and cfg.validation > 0:
-            raise UserError("data.validation must be a number of blocks (an int) when data.streaming is on")
-        validation = datasets.Dataset.from_list(list(stream.take(held))) if held else None
-        if held and (validation is None or len(validation) < held):
-            raise UserError(f"the corpus holds fewer than {held} blocks of {cfg.block_size} tokens")
-        return Blocks(train=stream.skip(held), validation=validation, train_size=None)
-
-    texts = datasets.Dataset.from_generator(_texts, gen_kwargs=_generator_kwargs(cfg, files), cache_dir=cfg.cache_dir)
-    num_proc = cfg.num_proc if cfg.num_proc > 1 else None
-    blocks = texts.map(**tokenize, num_proc=num_proc, desc="tokenising").map(**pack, num_proc=num_proc, desc="packing")
-    blocks = blocks.select_columns(columns)
+        return _streaming_blocks(cfg, tokenizer, whole_word)
+    blocks = shards.load(prepared_corpus(cfg, whole_word))
+    blocks = blocks.select_columns(["input_ids", "special_tokens_mask"] + (["offset_start", "offset_end"] if whole_word else []))
     n = len(blocks)
     held = cfg.validation if isinstance(cfg.validation, int) else int(round(cfg.validation * n))
     held = min(held, n - 1)
@@ -89,8 +54,97 @@ def build_blocks(cfg: DataConfig, tokenizer, whole_word: bool) -> Blocks:
             f"the corpus gives {n} block(s) of {cfg.block_size} tokens; it needs at least 2 (one to train, one to "
             "validate): add text or lower data.block_size"
         )
-    return Blocks(train=blocks.select(range(n - held)), validation=blocks.select(range(n - held, n)) if held else None,
-                  train_size=n - held)
+    return Blocks(train=_Rows(blocks.select(range(n - held))),
+                  validation=_Rows(blocks.select(range(n - held, n))) if held else None, train_size=n - held)
+
+
+class _Rows:
+    """A datasets.Dataset of blocks whose rows come out as the collator takes them (offsets as pairs)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.cache_files = dataset.cache_files
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict[str, list]:
+        row = self.dataset[i]
+        if "offset_start" in row:
+            row["offset_mapping"] = list(zip(row.pop("offset_start"), row.pop("offset_end")))
+        return row
+
+
+def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
+    """The directory of the prepared corpus this run trains from, built first if it is the cache's and
+    missing: by rank 0 alone, the other processes waiting for it at a barrier."""
+    files = corpus_files(cfg) if cfg.files and (cfg.prepared is None or distributed.is_main()) else []
+    if cfg.prepared is not None:
+        directory = Path(cfg.prepared)
+        manifest = shards.read_manifest(directory)
+        if manifest is None:
+            raise UserError(f"data.prepared: {directory} holds no prepared corpus (no {shards.MANIFEST}); "
+                            "make one with `alum prepare`")
+    else:
+        root = Path(cfg.cache_dir) if cfg.cache_dir else _default_cache()
+        directory = prepare.cached(files, cfg.tokenizer, root, block_size=cfg.block_size, whole_word=whole_word,
+                                   text_column=cfg.text_column, strict=cfg.strict)
+        distributed.start_group()  # the barrier below needs the process group, before the engine makes it
+        if distributed.is_main() and shards.read_manifest(directory) is None:
+            started = time.perf_counter()
+            manifest = prepare.prepare(files, cfg.tokenizer, directory, block_size=cfg.block_size,
+                                       whole_word=whole_word, text_column=cfg.text_column, strict=cfg.strict,
+                                       num_proc=cfg.num_proc, progress=True)
+            prepare.check_not_empty(manifest, directory)
+            print(f"prepared corpus: built {directory} ({manifest['blocks']} blocks) in "
+                  f"{time.perf_counter() - started:.1f}s on rank {distributed.rank()}", flush=True)
+        distributed.barrier()
+        manifest = shards.read_manifest(directory)
+        if distributed.world_size() > 1:  # one line per process: which built, which only read, and what
+            print(f"prepared corpus: rank {distributed.rank()} reads {directory}", flush=True)
+        if manifest is None:
+            raise UserError(f"data.cache_dir: rank {distributed.rank()} cannot see the corpus rank 0 prepared in "
+                            f"{directory}: put data.cache_dir on a filesystem every node shares, or run "
+                            "`alum prepare` there and pass --data-dir")
+    shards.check(manifest, directory, tokenizer=cfg.tokenizer, block_size=cfg.block_size, whole_word=whole_word,
+                 files=files if cfg.prepared is not None else None)
+    return directory
+
+
+def _default_cache() -> Path:
+    import datasets
+
+    return Path(datasets.config.HF_DATASETS_CACHE) / "alum-prepared"
+
+
+def _streaming_blocks(cfg: DataConfig, tokenizer, whole_word: bool) -> Blocks:
+    import datasets
+
+    files = corpus_files(cfg)
+    if isinstance(cfg.validation, float) and cfg.validation > 0:
+        raise UserError("data.validation must be a number of blocks (an int) when data.streaming is on")
+    held = int(cfg.validation) if isinstance(cfg.validation, int) else 0
+    parts = stream.whole_corpus(files)
+    fast = backend(tokenizer)
+    validation = None
+    if held:
+        got, index, position = stream.head(parts, Packer(fast, cfg.block_size, whole_word), cfg.text_column,
+                                           cfg.strict, held)
+        if len(got) < held or index >= len(parts):
+            raise UserError(f"the corpus holds fewer than {held} blocks of {cfg.block_size} tokens")
+        validation = datasets.Dataset.from_list([rows(b) for b in got])
+        parts = stream.after(parts, index, position)
+    mine = stream.for_rank(parts, distributed.rank(), distributed.world_size())
+    train = stream.BlockStream(mine, fast, cfg.block_size, whole_word, cfg.text_column, cfg.strict,
+                               cfg.shuffle_buffer, seed=0)
+    return Blocks(train=train, validation=validation, train_size=None)
+
+
+def batch_order(blocks: Blocks, batch_size: int, seed: int):
+    """What the loop draws its batches from, resumable by `state()`/`load()`."""
+    if blocks.train_size is not None:
+        return EpochBatches(blocks.train_size, batch_size, seed, distributed.rank(), distributed.world_size())
+    return StreamBatches(blocks.train, batch_size, seed + 7919 * distributed.rank())
 
 
 class MaskedBatches:
@@ -159,38 +213,25 @@ class EpochBatches:
 
 
 class StreamBatches:
-    """Batches of a streaming corpus, epoch after epoch, with a seeded shuffle buffer; resumable by counting
-    the batches consumed (resume re-reads the stream up to that point)."""
+    """Batches of a streaming corpus (pretrain/stream.py), epoch after epoch; its state is the stream's,
+    so resume continues at the next block without reading what was consumed."""
 
-    def __init__(self, stream, batch_size: int, seed: int, buffer: int, rank: int = 0, world: int = 1):
-        from datasets.distributed import split_dataset_by_node
+    def __init__(self, blocks: stream.BlockStream, batch_size: int, seed: int):
+        self.stream, self.batch_size = blocks, batch_size
+        self.stream.rng.seed(seed)
 
-        self.stream = split_dataset_by_node(stream, rank=rank, world_size=world) if world > 1 else stream
-        self.batch_size, self.seed, self.buffer = batch_size, seed, buffer
-        self.epoch, self.position = 0, 0
+    def state(self) -> dict[str, Any]:
+        return self.stream.state()
 
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load(self, state: dict[str, int]) -> None:
-        self.epoch, self.position = state["epoch"], state["position"]
+    def load(self, state: dict[str, Any]) -> None:
+        if "buffer" not in state:
+            raise UserError("this checkpoint's streaming position predates resumable streams: resume with the "
+                            "version that wrote it, or start again")
+        self.stream.load(state)
 
     def __iter__(self) -> Iterator[list[dict[str, Any]]]:
         while True:
-            shuffled = self.stream.shuffle(seed=self.seed, buffer_size=self.buffer)
-            shuffled.set_epoch(self.epoch)
-            rows = iter(shuffled.skip(self.position * self.batch_size))
-            produced = False
-            while True:
-                batch = [row for _, row in zip(range(self.batch_size), rows)]
-                if len(batch) < self.batch_size:
-                    break
-                produced = True
-                self.position += 1
-                yield batch
-            if not produced and self.position == 0:
-                raise UserError(f"the corpus gives fewer than {self.batch_size} blocks per process")
-            self.epoch, self.position = self.epoch + 1, 0
+            yield [rows(self.stream.next_block()) for _ in range(self.batch_size)]
 
 
 def fixed_validation_batches(validation, masked: MaskedBatches, batch_size: int, limit: int, seed: int):

@@ -25,9 +25,9 @@ from alum.training.deepspeed_config import zero_stage
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.hf_dirs import load_tokenizer
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
-from alum.training.publish import publish, staging
+from alum.training.publish import check_directory, publish, staging
 from alum.pretrain.config import PretrainConfig
-from alum.pretrain.data import EpochBatches, MaskedBatches, StreamBatches, build_blocks, fixed_validation_batches
+from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, fixed_validation_batches
 from alum.pretrain.mlm import evaluate, mlm_forward
 from alum.pretrain.model import load_model
 
@@ -37,7 +37,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     # ---- setup: everything that can fail on bad input fails here, before a step is taken ----
     output = Path(cfg.output)
     checkpoints = Checkpointer(output / "checkpoints", keep=cfg.keep_checkpoints)
-    check_output(output, checkpoints, resume, overwrite)
+    replace = check_output(output, checkpoints, resume, overwrite)  # a run there is removed only once all is checked
     switch = cfg.switch_step()
     if not 0 <= switch <= cfg.max_steps:
         raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
@@ -57,11 +57,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
     masked = MaskedBatches(tokenizer, cfg.masking, seed=cfg.seed)
     micro = cfg.engine.micro_batch_size
-    if blocks.train_size is not None:
-        order = EpochBatches(blocks.train_size, micro, cfg.seed, distributed.rank(), distributed.world_size())
-    else:
-        order = StreamBatches(blocks.train, micro, cfg.seed, cfg.data.shuffle_buffer,
-                              distributed.rank(), distributed.world_size())
+    order = batch_order(blocks, micro, cfg.seed)  # resumable by position: its state goes in each checkpoint
     validation = fixed_validation_batches(blocks.validation, masked, micro, cfg.eval_batches, cfg.seed)
 
     adversarial_updates = (cfg.max_steps - switch) * max(1, adversary.optimizer_steps)
@@ -80,9 +76,16 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         order.load(state["data"])
         adversary.load_state_dict(state["adversary"])
         say(f"resumed from {checkpoints.latest()} at step {step}")
-    elif distributed.is_main():
+    if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
+        preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
+
+    # ---- the output directory: written only now, when nothing above can fail on bad input ----
+    if distributed.is_main():
+        if replace:
+            shutil.rmtree(output)
         output.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, output / "config.yaml") if distributed.is_main() else None
+        save_config(cfg, output / "config.yaml")
+    distributed.barrier()
     log = MetricsLog(output, cfg.wandb, to_dict(cfg), resume=step > 0)
     log.truncate_after(step)
 
@@ -92,10 +95,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             yield {k: v.to(device) for k, v in masked(rows).items()}
 
     batches = data()
-
     stop = install_sigterm()
-    if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
-        preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
 
     def save(at_step: int) -> None:
         state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict(),
@@ -161,15 +161,16 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     return final
 
 
-def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrite: bool) -> None:
-    """Never lose work: an output directory with a run in it needs --resume or --overwrite."""
+def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrite: bool) -> bool:
+    """Never lose work: an output directory with a run in it needs --resume or --overwrite. Returns whether
+    the run there is to be replaced (by the caller, once every other check has passed)."""
+    check_directory(output)
     if resume:
-        return
+        return False
     has_run = checkpoints.latest() is not None or (output / "metrics.jsonl").exists()
     if has_run and not overwrite:
         raise UserError(f"{output} already holds a run: pass --resume to continue it or --overwrite to replace it")
-    if has_run and distributed.is_main():
-        shutil.rmtree(output)
+    return has_run
 
 
 def check_world_size(path: Path) -> None:
@@ -187,7 +188,7 @@ def preflight_batch(validation, masked, blocks, micro):
     copy of the generator, so the training stream is untouched)."""
     if validation:
         return validation[0]
-    rows = [blocks.train[i] for i in range(micro)] if blocks.train_size is not None else list(blocks.train.take(micro))
+    rows = [blocks.train[i] for i in range(micro)] if blocks.train_size is not None else blocks.train.take(micro)
     saved = masked.generator.get_state()
     batch = masked(rows)
     masked.generator.set_state(saved)
@@ -208,10 +209,27 @@ def preflight(method: Method, target: Target, batch, device, generators) -> None
     saved_rng, saved_state = rng.capture(generators), copy.deepcopy(method.state_dict())
     try:
         method.step(target, {k: v.to(device) for k, v in batch.items()}, NoUpdate())
+    except RuntimeError as err:  # torch.OutOfMemoryError is one
+        if not _out_of_memory(err):
+            raise
+        raise UserError(
+            f"the preflight '{method.name}' step ran out of memory ({str(err).splitlines()[0][:120]}): lower "
+            "engine.micro_batch_size (raise engine.grad_accum to keep the batch) or data.block_size; "
+            "adversarial.preflight=false skips this check, and the run would fail the same way at the switch"
+        ) from None
     finally:
         rng.restore(saved_rng, generators)
         method.load_state_dict(saved_state)
     say(f"preflight: one '{method.name}' step ran at start-up")
+
+
+# CUDA raises torch.OutOfMemoryError; other devices a RuntimeError that says so in their own words (torch's
+# CPU allocator: "DefaultCPUAllocator: can't allocate memory", or "not enough memory" on some systems).
+_OOM_WORDS = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or any(w in str(err).lower() for w in _OOM_WORDS)
 
 
 class Window:

@@ -87,6 +87,9 @@ class SmoothnessConfig:
     def validate(self) -> None:
         if self.steps < 1:
             raise ValueError("steps must be at least 1")
+        for key in ("alpha", "sigma", "step_size", "eps"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, not {getattr(self, key)}")
 
 
 class _Smoothness(_LabelFree):
@@ -127,6 +130,11 @@ class SmartConfig(SmoothnessConfig):
     beta: float = 0.99  # teacher momentum early on
     beta_late: float = 0.999  # teacher momentum after `beta_switch` of the updates
     beta_switch: float = 0.1
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mu < 0 or not all(0 <= b <= 1 for b in (self.beta, self.beta_late, self.beta_switch)):
+            raise ValueError("mu must be >= 0 and beta, beta_late, beta_switch in [0, 1]")
 
 
 @register

@@ -43,7 +43,15 @@ def resolve_task(spec: str | None, model_dir: Path):
         if not saved.is_file():
             raise UserError(f"{model_dir}: no {TASK_FILE} (not exported by `alum finetune`); name the task with "
                             "--task (a preset such as sst2, or a config YAML with a task section)")
-        return task_from(json.loads(saved.read_text()), source=str(saved))
+        try:
+            spec = json.loads(saved.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UserError(f"{saved}:{err.lineno}: malformed JSON ({err.msg}); re-export the model") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{saved}: not UTF-8 text; re-export the model") from None
+        if not isinstance(spec, dict):
+            raise UserError(f"{saved}: expected a JSON object (the task's fields), got {type(spec).__name__}")
+        return task_from(spec, source=str(saved))
     if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
         return task_from(read_yaml(spec).get("task") or {}, source=spec)
     return task_from(spec, source="--task")
@@ -57,7 +65,7 @@ def attack_config(args):
              "norm": args.attack_norm, "level": args.attack_level}
     options = {k: v for k, v in given.items() if v is not None}
     options["enabled"] = not args.no_attack and options.get("eps", 1.0) > 0
-    return from_dict(AttackConfig, options, source="alum evaluate", prefix="--attack-")
+    return from_dict(AttackConfig, options, source="the command line", prefix="--attack-")
 
 
 def run(args) -> int:
@@ -69,8 +77,13 @@ def run(args) -> int:
     from alum.finetune.model import load_classifier, make_forward
     from alum.finetune.prepare import load_model_and_tokenizer
 
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_seq_len is not None and args.max_seq_len < 8:
+        raise UserError(f"--max-seq-len must be at least 8, got {args.max_seq_len}")
     attack = attack_config(args)
-    # Every model and its data checked before the first is evaluated.
+    # Every model and its data checked before the first is evaluated: a model without a trained head too
+    # (loaded to see, and let go, so that comparing several models never holds them all at once).
     checked = []
     for name in args.model:
         model_dir, tokenizer, max_len = load_model_and_tokenizer(name, args.tokenizer, args.max_seq_len, "--max-seq-len")
@@ -78,14 +91,15 @@ def run(args) -> int:
         if not task.regression and not task.labels:
             raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
         data = load_task_file(args.file, task, tokenizer, max_len, "evaluation")
+        _, initialised = load_classifier(model_dir, task)
+        if initialised:
+            raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
+                            f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
         checked.append((name, model_dir, tokenizer, task, data))
 
     results = {}
     for name, model_dir, tokenizer, task, data in checked:
-        model, initialised = load_classifier(model_dir, task)
-        if initialised:
-            raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
-                            f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
+        model, _ = load_classifier(model_dir, task)
         batches = DataLoader(data, batch_size=args.batch_size, collate_fn=Collator(tokenizer, task.regression))
         metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack)
         results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}

@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML config, or a shipped preset's name (sst2, rte, generic, ...)")
     add_flags(p, FLAGS)
+    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     p.set_defaults(run=run)
 
@@ -41,5 +43,5 @@ def run(args) -> int:
 
     cfg = load_finetune_config(args.config, args.overrides, flag_values(args, FLAGS))
     ensure_launch_env()
-    finetune(cfg)
+    finetune(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -36,43 +36,32 @@ def run(args) -> int:
     for needed in (CORPUS, SST2 / "train.tsv", SST2 / "dev.tsv"):
         if not needed.is_file():
             raise UserError(f"{needed} is missing: this install of alum lacks its samples (the alum.data package)")
+    for flag, value in (("--pretrain-steps", args.pretrain_steps), ("--finetune-epochs", args.finetune_epochs)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
     out = Path(args.output)
+    configs = stage_configs(out, args)  # every stage's config checked before the output is touched
     prepare_output(out, args.overwrite)
     steps = []
 
     with stage(steps, "tokenizer", "byte-level BPE, 4,096 tokens, on a 600 KB WikiText-2 sample"):
-        from alum.config import load_config
-        from alum.tokenizer.config import TokenizerConfig
         from alum.tokenizer.train import train_tokenizer
 
-        cfg = load_config(TokenizerConfig, "bytelevel-bpe", ["bpe.vocab_size=4096"], kind="tokenizer",
-                          flags={"corpus.files": [str(CORPUS)], "output.dir": str(out / "tokenizer")})
-        stats = train_tokenizer(cfg)
+        stats = train_tokenizer(configs["tokenizer"])
         steps[-1].update(where=out / "tokenizer", result=f"{stats.get('vocab_size', 4096)} tokens")
 
     with stage(steps, "pretrain", f"tiny BERT, {args.pretrain_steps} steps: masked LM, then ALUM for the second half"):
-        from alum.pretrain.config import PretrainConfig
         from alum.pretrain.train import run as pretrain
 
-        cfg = load_config(PretrainConfig, "tiny", [
-            f"max_steps={args.pretrain_steps}", f"eval_every={max(1, args.pretrain_steps // 6)}", "optim.lr=2e-3",
-            f"save_every={args.pretrain_steps}", f"log_every={max(1, args.pretrain_steps // 30)}"], kind="pretrain",
-            flags={"data.tokenizer": str(out / "tokenizer"), "data.files": [str(CORPUS)], "output": str(out / "pretrain")})
-        final = pretrain(cfg)
+        final = pretrain(configs["pretrain"])
         steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),
                          result=f"validation MLM loss {final.get('val_loss', float('nan')):.3f}, "
                                 f"accuracy {final.get('val_accuracy', float('nan')):.3f}")
 
     with stage(steps, "finetune", f"SST-2 (4,000-sentence sample), SMART, {args.finetune_epochs} epochs"):
-        from alum.finetune.config import load_finetune_config
         from alum.finetune.run import finetune
 
-        cfg = load_finetune_config("sst2", [
-            "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}",
-            "optim.lr=1e-3", "optim.warmup=0.1"],
-            flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
-                   "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")})
-        summary = finetune(cfg)
+        summary = finetune(configs["finetune"])
         plots = sorted((out / "finetune").glob("*.png"))
         steps[-1].update(where=out / "finetune" / "best", plot=plots[0] if plots else None,
                          result=f"dev {summary.get('metric', 'accuracy')} {summary.get('mean', float('nan')):.3f}")
@@ -99,10 +88,36 @@ def run(args) -> int:
     return 0
 
 
+def stage_configs(out: Path, args) -> dict:
+    """The config of each stage, read and checked (a bad one fails here, before any stage runs)."""
+    from alum.config import load_config
+    from alum.finetune.config import load_finetune_config
+    from alum.pretrain.config import PretrainConfig
+    from alum.tokenizer.config import TokenizerConfig
+
+    steps = args.pretrain_steps
+    return {
+        "tokenizer": load_config(TokenizerConfig, "bytelevel-bpe", ["bpe.vocab_size=4096"], kind="tokenizer",
+                                 flags={"corpus.files": [str(CORPUS)], "output.dir": str(out / "tokenizer")}),
+        "pretrain": load_config(PretrainConfig, "tiny", [
+            f"max_steps={steps}", f"eval_every={max(1, steps // 6)}", "optim.lr=2e-3", f"save_every={steps}",
+            f"log_every={max(1, steps // 30)}"], kind="pretrain",
+            flags={"data.tokenizer": str(out / "tokenizer"), "data.files": [str(CORPUS)],
+                   "output": str(out / "pretrain")}),
+        "finetune": load_finetune_config("sst2", [
+            "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}", "optim.lr=1e-3",
+            "optim.warmup=0.1"],
+            flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
+                   "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")}),
+    }
+
+
 def prepare_output(out: Path, overwrite: bool) -> None:
     """Replace an earlier quickstart (or anything, with --overwrite); never a directory of other work."""
     from alum.errors import UserError
+    from alum.tokenizer.output import check_target
 
+    check_target(out, overwrite=True)  # a directory, or one that can be made; whether to replace it is below
     if out.exists() and any(out.iterdir()):
         if not (overwrite or (out / MARKER).is_file()):
             raise UserError(f"{out} is not empty and is not an earlier quickstart: choose another --output, "

@@ -32,8 +32,20 @@ def zero_stage(engine: EngineConfig, optim: OptimConfig) -> int:
     return deepspeed_config(engine, optim).get("zero_optimization", {}).get("stage", 0)
 
 
+def check_precision(precision: str) -> None:
+    """DeepSpeed's fp16 needs a CUDA device; without one it fails deep inside `deepspeed.initialize`, after
+    the data is tokenised and the model built. Say so here, where every stage asks for its config first.
+    bf16 runs on the CPU (DeepSpeed's CPU accelerator supports it), so only fp16 is refused."""
+    import torch
+
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("engine.precision=fp16 needs a CUDA GPU and none is available: "
+                        "use engine.precision=fp32 (or bf16) on this machine")
+
+
 def deepspeed_config(engine: EngineConfig, optim: OptimConfig) -> dict[str, Any]:
     """The DeepSpeed config dict: the JSON (if any) completed from our YAML."""
+    check_precision(engine.precision)
     ds: dict[str, Any] = {}
     source = "deepspeed config"
     if engine.deepspeed:
@@ -42,9 +54,13 @@ def deepspeed_config(engine: EngineConfig, optim: OptimConfig) -> dict[str, Any]
         if not path.is_file():
             raise UserError(f"deepspeed config '{path}' not found")
         try:
-            ds = json.loads(path.read_text())
+            ds = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not a text file (a DeepSpeed JSON config is expected)") from None
         except json.JSONDecodeError as err:
             raise UserError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+        if not isinstance(ds, dict):
+            raise UserError(f"{path}: a DeepSpeed config is a JSON object, not a {type(ds).__name__}")
     for key in ("optimizer", "scheduler"):
         if key in ds:
             raise UserError(f"{source}: remove '{key}'; alum sets it from the optim section of its config")
@@ -67,6 +83,9 @@ def deepspeed_config(engine: EngineConfig, optim: OptimConfig) -> dict[str, Any]
             raise UserError(f"{source}: '{kind}.enabled' is {enabled} but the alum config says precision={engine.precision}")
         section["enabled"] = wanted
     ds.setdefault("zero_optimization", {"stage": 0})
+    stage = ds["zero_optimization"].get("stage", 0) if isinstance(ds["zero_optimization"], dict) else None
+    if stage not in (0, 1, 2, 3):
+        raise UserError(f"{source}: 'zero_optimization.stage' must be 0, 1, 2 or 3, not {stage!r}")
     ds.setdefault("steps_per_print", 10**12)  # we log ourselves
     ds.setdefault("wall_clock_breakdown", False)
     return ds

@@ -24,6 +24,23 @@ def backend() -> str | None:
     return os.environ.get("ALUM_DIST_BACKEND") or (None if torch.cuda.is_available() else "gloo")
 
 
+def start_group() -> None:
+    """The process group, as the engine would make it, made early: work before the engine (preparing the
+    corpus on rank 0) needs a barrier. The barrier waits as long as that takes (a day at most), not the
+    default half hour. Nothing to do in a one-process run."""
+    if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", 1)) <= 1:
+        return
+    from datetime import timedelta
+
+    import deepspeed
+
+    from alum.training import deepspeed_ops
+
+    deepspeed_ops.skip_shared_memory_comm()
+    kind = backend()
+    deepspeed.init_distributed(**({"dist_backend": kind} if kind else {}), timeout=timedelta(hours=24))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

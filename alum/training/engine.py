@@ -103,10 +103,17 @@ class EngineTrainer:
         at_boundary = self._last_micro and self._passes % self.passes_per_update == 0
         if at_boundary and self._backwards == 0:
             return False  # every loss of this update was non-finite: skip the update entirely
+        # `backward` sets the boundary, but a dropped (non-finite) backward sets nothing: the flag would still
+        # say True from the last update, and DeepSpeed would step the optimizer on no gradients mid-window.
+        self.engine.set_gradient_accumulation_boundary(at_boundary)
         before = self.engine.global_steps
         self.engine.step()
         if self.engine.global_steps == before:
             return False
         self._backwards = 0
+        # fp16: an overflow makes DeepSpeed skip the update (and lower the loss scale) while still counting
+        # the step; SMART's teacher must not follow weights that did not move, and the loop counts it skipped.
+        if not self.engine.was_step_applied():
+            return False
         self.method.on_optimizer_step(self.target, self.engine.global_steps)
         return True

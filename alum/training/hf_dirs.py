@@ -3,6 +3,7 @@ errors that name the path and the config key or flag it came from. Never reaches
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from alum.errors import UserError
@@ -21,6 +22,14 @@ def load_tokenizer(path: str | Path, key: str | None = None):
 
     if path.is_file():
         return _from_file(path, path, key)
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
+        # a corrupt one must not send us to the bare-tokenizer fallback, which would drop its special tokens
+        if (path / name).is_file():
+            try:
+                json.loads((path / name).read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                where = f":{err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+                raise UserError(f"{path / name}{where}: malformed JSON{_named_by(key)}") from None
     try:
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as err:  # transformers raises many types for a directory it cannot read

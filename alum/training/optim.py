@@ -29,6 +29,10 @@ class OptimConfig:
             raise ValueError("lr must be positive")
         if len(self.betas) != 2:
             raise ValueError("betas must be two numbers")
+        if self.warmup < 0 or (isinstance(self.warmup, float) and self.warmup > 1):
+            raise ValueError("warmup must be a number of updates (>= 0) or a fraction in [0, 1]")
+        if self.weight_decay < 0 or self.eps <= 0 or self.clip < 0:
+            raise ValueError("weight_decay and clip must be >= 0 and eps > 0")
 
 
 def warmup_updates(optim: OptimConfig, total_updates: int) -> int:

@@ -8,6 +8,20 @@ import os
 import shutil
 from pathlib import Path
 
+from alum.errors import UserError
+
+
+def check_directory(path: Path, flag: str = "--output") -> None:
+    """Refuse, before any work, an output directory that cannot be written: it, or a folder above it, is a
+    file, or the nearest folder that exists is read-only."""
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: '{parent}' is a file, not a directory")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{flag} {path}: '{parent}' is not writable")
+            return
+
 
 def sibling(target: Path, kind: str) -> Path:
     """`NAME.kind` next to `target`."""

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from alum.adversarial import METHODS
 from support.data import sst2_subset
 from support.paths import REPO
-from support.pretrain import pretrain_args
+from support.pretrain import assert_same_state, checkpoint_contents, pretrain_args
 from support.processes import TIMEOUT, free_port, kill_group, launch, launch_env, one, two
 
 pytestmark = pytest.mark.slow  # several processes per test
@@ -140,8 +140,15 @@ def test_a_killed_process_stops_the_run_with_a_usable_checkpoint(tokenizer_dir, 
     assert waited < 120
     assert "exits with return code" in out or "exited" in out.lower(), out[-2000:]
     latest = sorted(p for p in (run / "checkpoints").iterdir() if not p.name.endswith(".partial"))[-1]
-    assert (latest / "state.pt").is_file() and (latest / "engine").is_dir()
-    assert torch.load(latest / "state.pt", weights_only=False)["world_size"] == 2
+    state = torch.load(latest / "state.pt", weights_only=False)
+    assert state["world_size"] == 2
+    # the checkpoint is usable: resumed, the run reaches a later step exactly as one that was never killed
+    stop = f"--stop-after={state['step'] + 2}"
+    two(*args[3:], stop, "--resume")
+    reference = tmp_path / "uninterrupted"
+    two(*pretrain_args(tokenizer_dir, reference, 4, 2, "--max-steps", "400", "save_every=2"), stop)
+    step = f"step-{state['step'] + 2:08d}"
+    assert_same_state(checkpoint_contents(reference / "checkpoints" / step), checkpoint_contents(run / "checkpoints" / step))
 
 
 def test_finetune_runs_under_the_launcher_in_two_processes(model_dir, tmp_path):

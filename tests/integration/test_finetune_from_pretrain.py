@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from alum.cli import main
 from alum.pretrain import train as pretrain_train
+from alum.training.metrics import read_metrics
 from support.data import sst2_subset
 from support.pretrain import tiny_config
 
@@ -19,5 +22,11 @@ def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):
                  "data.max_seq_len=32", "engine.micro_batch_size=8"])
     assert code == 0
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["method"] == "smart" and 0 <= summary["mean"] <= 1
+    assert summary["method"] == "smart" and summary["seeds"] == [1]
+    # The figure is the best dev evaluation of the run, as its log recorded it: a count of correct examples.
+    records = read_metrics(out / "seed-1" / "metrics.jsonl")
+    dev = [r["dev_accuracy"] for r in records if "dev_accuracy" in r]
+    assert summary["mean"] == summary["per_seed"]["1"] == max(dev) == records[-1]["best_accuracy"]
+    n = summary["dev_examples"]
+    assert n == 16 and summary["mean"] * n == pytest.approx(round(summary["mean"] * n))
     assert any(name.startswith("classifier") for name in summary["initialised"])  # a new head on the MLM body

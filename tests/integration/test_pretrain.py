@@ -18,7 +18,7 @@ from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
 from alum.pretrain.config import PretrainConfig
 from support.paths import REPO
-from support.pretrain import tiny_config
+from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
 
 
 def final_weights(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -95,12 +95,91 @@ def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenize
     assert model(**ids).logits.shape[-1] == len(tok)
 
 
-def test_preflight_changes_nothing(tmp_path, tokenizer_dir, small_corpus):
-    with_preflight = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, max_steps=4)
-    without = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, max_steps=4, **{"adversarial.preflight": "false"})
+def watch_preflight(monkeypatch, fail_with: BaseException | None = None) -> list[dict]:
+    """Counts preflight calls and the method steps each one ran, and notes whether the step moved the global
+    random stream (so restoring it is not vacuous); with `fail_with`, that step raises it instead."""
+    calls: list[dict] = []
+    original = pretrain_train.preflight
+
+    def spy(method, target, batch, device, generators):
+        call = {"steps": 0, "moved_rng": False}
+        calls.append(call)
+        real_step = method.step
+
+        def step(*args, **kwargs):
+            call["steps"] += 1
+            if fail_with is not None:
+                raise fail_with
+            before = torch.get_rng_state()
+            try:
+                return real_step(*args, **kwargs)
+            finally:
+                call["moved_rng"] = not torch.equal(before, torch.get_rng_state())
+
+        method.step = step  # on this instance only, for this call
+        try:
+            return original(method, target, batch, device, generators)
+        finally:
+            del method.step
+
+    monkeypatch.setattr(pretrain_train, "preflight", spy)
+    return calls
+
+
+@pytest.mark.parametrize("method", [{}, {"adversarial.method": "smart", "adversarial.options": "{}"}],
+                         ids=["alum", "smart"])  # SMART's step also gives birth to its teacher: method state
+def test_preflight_changes_nothing(tmp_path, tokenizer_dir, small_corpus, monkeypatch, method):
+    """The preflight runs one real adversarial step (which draws noise) and leaves no trace: the final
+    checkpoint, weights, Adam moments, scheduler, every random stream and the loop and method state, equals
+    that of a run without it."""
+    calls = watch_preflight(monkeypatch)
+    with_preflight = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, max_steps=4, **method)
     pretrain_train.run(with_preflight)
+    assert calls == [{"steps": 1, "moved_rng": True}]
+    without = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, max_steps=4,
+                          **{"adversarial.preflight": "false", **method})
     pretrain_train.run(without)
+    assert len(calls) == 1, "adversarial.preflight=false still ran the preflight"
+
     assert_same_weights(final_weights(with_preflight), final_weights(without))
+    last = [Path(c.output) / "checkpoints" / "step-00000004" for c in (with_preflight, without)]
+    a, b = checkpoint_contents(last[0]), checkpoint_contents(last[1])
+    moments = a["engine/mp_rank_00_model_states.pt"]["optimizer"]["state"]
+    assert moments and all({"exp_avg", "exp_avg_sq"} <= set(m) for m in moments.values())  # compared below
+    assert {"rng-rank0.pt", "state.pt"} <= set(a)
+    assert_same_state(a, b)
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 100000000000 bytes. Error code 12 (Cannot allocate memory)"),
+], ids=["cuda", "cpu"])
+def test_out_of_memory_in_the_preflight_stops_before_training(tmp_path, tokenizer_dir, small_corpus, monkeypatch,
+                                                              capsys, error):
+    from alum.training.engine import EngineTrainer
+
+    calls = watch_preflight(monkeypatch, fail_with=error)
+    updates = []
+    monkeypatch.setattr(EngineTrainer, "update", lambda self, batches: updates.append(1))
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
+    with pytest.raises(UserError) as raised:
+        pretrain_train.run(cfg)
+    message = str(raised.value)
+    assert calls == [{"steps": 1, "moved_rng": False}] and updates == []
+    assert "\n" not in message and "out of memory" in message
+    for setting in ("engine.micro_batch_size", "data.block_size", "adversarial.preflight=false"):
+        assert setting in message, setting
+    output = Path(cfg.output)
+    assert not (output / "checkpoints").exists() and not (output / "final").exists()
+    assert not (output / "metrics.jsonl").exists() or (output / "metrics.jsonl").read_text() == ""
+
+
+def test_other_runtime_errors_in_the_preflight_are_not_called_memory_errors(tmp_path, tokenizer_dir, small_corpus,
+                                                                             monkeypatch):
+    watch_preflight(monkeypatch, fail_with=RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        pretrain_train.run(tiny_config(tmp_path, tokenizer_dir, small_corpus))
 
 
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
@@ -153,21 +232,100 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, tokenizer_dir,
     assert not (ckpts / "step-00000004.partial").exists()
 
 
-def test_non_finite_losses_in_a_row_stop_with_a_usable_checkpoint(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_bad_steps=2, **{"adversarial.preflight": "false"})
-    original = pretrain_train.mlm_forward
-    calls = {"n": 0}
+def poison_forward(monkeypatch, bad) -> dict:
+    """mlm_forward with a NaN loss on the calls `bad(n)` picks (n counts from 1; the logits stay finite).
+    The forward runs either way, so the random streams move as in a clean run."""
+    original, calls = pretrain_train.mlm_forward, {"n": 0}
 
     def forward(model, batch):
         calls["n"] += 1
         out = original(model, batch)
-        return ForwardOutput(out.logits, out.loss * float("nan")) if calls["n"] > 2 else out
+        return ForwardOutput(out.logits, out.loss * float("nan")) if bad(calls["n"]) else out
 
     monkeypatch.setattr(pretrain_train, "mlm_forward", forward)
-    with pytest.raises(UserError, match="2 updates in a row had non-finite losses.*step-00000002"):
+    return calls
+
+
+def module_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint / "engine/mp_rank_00_model_states.pt", weights_only=False)["module"]
+
+
+def test_non_finite_losses_in_a_row_stop_with_a_usable_checkpoint(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    """NaN losses from step 3 on; a checkpoint is written at step 4, inside the streak, and the run stops at
+    step 5. The error names the newest complete checkpoint; its weights are finite and those of the last
+    good update (step 2: the skipped updates applied nothing), and the run resumes from it to the end."""
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_bad_steps=3, **{"adversarial.preflight": "false"})
+    poisoned = {"on": True}
+    poison_forward(monkeypatch, lambda n: poisoned["on"] and n > 2)  # one forward per step before the switch
+    with pytest.raises(UserError, match="3 updates in a row had non-finite losses \\(step 5\\)") as raised:
         pretrain_train.run(cfg)
-    state = torch.load(Path(cfg.output) / "checkpoints/step-00000002/engine/mp_rank_00_model_states.pt", weights_only=False)
-    assert all(torch.isfinite(v).all() for v in state["module"].values() if v.is_floating_point())
+    checkpoints = Path(cfg.output) / "checkpoints"
+    named = Path(str(raised.value).split("The last complete checkpoint is ")[1].split(":")[0])
+    assert named == checkpoints / "step-00000004" and named.is_dir()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-00000002", "step-00000004"]
+    weights = module_weights(named)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+    assert_same_state(weights, module_weights(checkpoints / "step-00000002"))
+    assert torch.load(named / "state.pt", weights_only=False)["counters"] == {"skipped_updates": 2, "bad_streak": 2}
+
+    poisoned["on"] = False  # the cause fixed (in life: a lower lr, clean data), the run continues from it
+    assert pretrain_train.run(cfg, resume=True)["step"] == 6
+    final = final_weights(cfg)
+    assert all(torch.isfinite(v).all() for v in final.values())
+    assert not torch.equal(final["cls.predictions.bias"], weights["cls.predictions.bias"])  # it trained on
+
+
+def accumulated_run(tmp_path, tokenizer_dir, small_corpus, monkeypatch, name: str, bad=(), zero=(), stage=0):
+    """4 standard MLM updates of 2 micro-batches each (forward call n: update (n+1)//2), with a NaN loss on
+    the calls in `bad` and a loss times zero (a micro-batch that contributes nothing) on those in `zero`."""
+    original, calls = pretrain_train.mlm_forward, {"n": 0}
+
+    def forward(model, batch):
+        calls["n"] += 1
+        out = original(model, batch)
+        scale = float("nan") if calls["n"] in bad else 0.0 if calls["n"] in zero else None
+        return out if scale is None else ForwardOutput(out.logits, out.loss * scale)
+
+    monkeypatch.setattr(pretrain_train, "mlm_forward", forward)
+    cfg = tiny_config(tmp_path / name, tokenizer_dir, small_corpus, max_steps=4, save_every=1, keep_checkpoints=4,
+                      **{"engine.grad_accum": 2, "adversarial.method": "none", "adversarial.options": "{}",
+                         "engine.deepspeed": f"zero{stage}"})
+    pretrain_train.run(cfg)
+    return Path(cfg.output) / "checkpoints"
+
+
+@pytest.mark.parametrize("call,stage", [(3, 0), (4, 0), (4, 2)],
+                         ids=["first-micro-batch", "last-micro-batch", "last-micro-batch-zero2"])
+def test_a_non_finite_micro_batch_contributes_nothing_to_its_update(tmp_path, tokenizer_dir, small_corpus,
+                                                                     monkeypatch, call, stage):
+    """What the engine does (alum/training/engine.py): a non-finite micro-batch loss is not backpropagated;
+    the update still happens with the other micro-batch's gradient (scaled by 1/grad_accum as always), so
+    it equals, to the bit, an update in which that micro-batch's loss was multiplied by zero. When the
+    dropped one is the last, a zero backward closes the window: under ZeRO-2 that backward is what reduces
+    the earlier micro-batch's gradient into the optimizer's partition."""
+    nan = accumulated_run(tmp_path, tokenizer_dir, small_corpus, monkeypatch, "nan", bad={call}, stage=stage)
+    zero = accumulated_run(tmp_path, tokenizer_dir, small_corpus, monkeypatch, "zero", zero={call}, stage=stage)
+    clean = accumulated_run(tmp_path, tokenizer_dir, small_corpus, monkeypatch, "clean", stage=stage)
+    state = torch.load(nan / "step-00000004" / "state.pt", weights_only=False)
+    assert state["counters"] == {"skipped_updates": 0, "bad_streak": 0}
+    weights = module_weights(nan / "step-00000004")
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+    assert_same_state(checkpoint_contents(nan / "step-00000004"), checkpoint_contents(zero / "step-00000004"))
+    clean_bias = module_weights(clean / "step-00000004")["cls.predictions.bias"]
+    assert not torch.equal(weights["cls.predictions.bias"], clean_bias)  # the NaN micro-batch did drop out
+
+
+def test_an_update_whose_every_micro_batch_is_non_finite_is_skipped(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    checkpoints = accumulated_run(tmp_path, tokenizer_dir, small_corpus, monkeypatch, "nan", bad={3, 4})
+    assert torch.load(checkpoints / "step-00000004" / "state.pt", weights_only=False)["counters"] == \
+        {"skipped_updates": 1, "bad_streak": 0}
+    records = [json.loads(x) for x in (checkpoints.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped_updates"] for r in records if "skipped_updates" in r] == [0, 1, 1, 1]
+    engine = [checkpoint_contents(checkpoints / f"step-{s:08d}")["engine/mp_rank_00_model_states.pt"] for s in (1, 2)]
+    for key in ("module", "optimizer", "lr_scheduler", "global_steps"):
+        assert_same_state(engine[0][key], engine[1][key], key)  # the skipped update changed nothing
+    assert all(torch.isfinite(v).all() for v in module_weights(checkpoints / "step-00000004").values()
+               if v.is_floating_point())
 
 
 @pytest.mark.parametrize(
@@ -207,6 +365,32 @@ def test_empty_corpus_and_mismatched_tokenizer_are_one_line_cli_errors(tmp_path,
     assert code == 2 and "400 tokens but the model" in err and "50 embedding rows" in err
 
 
+def test_a_corpus_of_undecodable_lines_says_so_with_file_and_line(tmp_path, tokenizer_dir, capsys):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1") + b"\n" + "na\xefve\n".encode("latin-1"))
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir),
+                 "--files", str(bad), "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err, err
+    assert "undecodable" in err and f"first at {bad}:1" in err and "empty" not in err and "0 block" not in err
+
+
+def test_fp16_without_a_gpu_is_a_one_line_error_before_any_work(tmp_path, tokenizer_dir, small_corpus, capsys,
+                                                                 monkeypatch):
+    """DeepSpeed refuses fp16 without CUDA deep inside its initialisation (a traceback after the data is
+    tokenised); bf16 runs on the CPU and is not refused (test_deepspeed_config.py)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("build_blocks", "load_model"):
+        monkeypatch.setattr(pretrain_train, name, lambda *a, **k: pytest.fail("work began before the check"))
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus),
+                 "--output", str(tmp_path / "run"), "engine.precision=fp16"])
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in captured.out + captured.err, err
+    assert err.startswith("alum pretrain: error: engine.precision=fp16 needs a CUDA GPU") and "fp32" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_existing_run_needs_resume_or_overwrite(tmp_path, tokenizer_dir, small_corpus):
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, stop_after=2)
     pretrain_train.run(cfg)
@@ -227,25 +411,97 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
     assert "has no MLM head: initialised cls randomly" in out.out + out.err
 
 
-def test_tokenised_corpus_is_cached(tmp_path, tokenizer_dir, small_corpus):
+def test_tokenised_corpus_is_cached(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    """Counts the texts handed to the tokenizer (Packer.add, the one place corpus text is encoded): a second
+    build of the same files encodes none; after a file changes, the next build encodes it again."""
     from transformers import AutoTokenizer
 
+    from alum.pretrain import packing
     from alum.pretrain.data import build_blocks
 
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
+    encoded = []
+    real_add = packing.Packer.add
+    monkeypatch.setattr(packing.Packer, "add", lambda self, texts: encoded.append(len(texts)) or real_add(self, texts))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(small_corpus.read_text(encoding="utf-8"), encoding="utf-8")
+    cfg = tiny_config(tmp_path, tokenizer_dir, corpus)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+
     first = build_blocks(cfg.data, tok, whole_word=False)
-    arrow = sorted((tmp_path / "cache").rglob("*.arrow"))
+    texts = sum(encoded)
+    assert texts > 100, f"the first build encoded {texts} texts"
     second = build_blocks(cfg.data, tok, whole_word=False)
-    assert sorted((tmp_path / "cache").rglob("*.arrow")) == arrow
-    assert [f["filename"] for f in second.train.cache_files] == [f["filename"] for f in first.train.cache_files]
+    assert sum(encoded) == texts, f"the second build encoded {sum(encoded) - texts} texts again"
+    assert len(second.train) == len(first.train) and second.train[0] == first.train[0]
+
+    with corpus.open("a", encoding="utf-8") as f:
+        f.write("An edited corpus is read and tokenised again, never served from a stale cache.\n")
+    third = build_blocks(cfg.data, tok, whole_word=False)
+    assert sum(encoded) > texts, "an edited file was served from the cache"
+    assert len(third.train) + len(third.validation) >= len(first.train) + len(first.validation)
 
 
-def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_corpus):
+def words_of(row: dict) -> list[list[int]]:
+    """The positions of each word of a block: a token continues a word when it starts where the one before
+    it ended (no space between them) and neither is a special token."""
+    words: list[list[int]] = []
+    previous_end, previous_special = None, True
+    for i, ((start, end), special) in enumerate(zip(row["offset_mapping"], row["special_tokens_mask"])):
+        if special:
+            previous_special = True
+            continue
+        if previous_special or start != previous_end:
+            words.append([])
+        words[-1].append(i)
+        previous_end, previous_special = end, False
+    return words
+
+
+def masked_word_counts(rows: list[dict], labels: torch.Tensor) -> tuple[int, int, int]:
+    """(words wholly masked, words partly masked, words of more than one token) over a batch."""
+    whole = partly = long = 0
+    for row, row_labels in zip(rows, labels):
+        for word in words_of(row):
+            picked = [bool(row_labels[i] != -100) for i in word]
+            long += len(word) > 1
+            whole += all(picked)
+            partly += any(picked) and not all(picked)
+    return whole, partly, long
+
+
+def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
     stream = tiny_config(tmp_path / "s", tokenizer_dir, small_corpus, max_steps=3, **{"data.streaming": "true"})
     assert pretrain_train.run(stream)["step"] == 3
+
+    from alum.pretrain.config import MaskingConfig
+    from alum.pretrain.data import MaskedBatches
+
+    seen: list[tuple[list[dict], torch.Tensor]] = []
+
+    class Recording(MaskedBatches):
+        def __call__(self, rows):
+            batch = super().__call__(rows)
+            seen.append(([dict(r) for r in rows], batch["labels"].clone()))
+            return batch
+
+    monkeypatch.setattr(pretrain_train, "MaskedBatches", Recording)
     words = tiny_config(tmp_path / "w", tokenizer_dir, small_corpus, max_steps=3, **{"masking.whole_word": "true"})
     assert pretrain_train.run(words)["step"] == 3
+    assert len(seen) >= 3 and all("offset_mapping" in r for rows, _ in seen for r in rows)
+    counts = [masked_word_counts(rows, labels) for rows, labels in seen]
+    whole, partly, long = (sum(c[i] for c in counts) for i in range(3))
+    assert partly == 0, f"{partly} words masked in part under whole-word masking"
+    assert long > 100 and whole > 20, (whole, long)  # words of several tokens exist, and words were masked
+
+    # the same blocks masked token by token split words: the check above can fail
+    from transformers import AutoTokenizer
+
+    per_token = MaskedBatches(AutoTokenizer.from_pretrained(tokenizer_dir), MaskingConfig(whole_word=False), seed=0)
+    partly = 0
+    for rows, _ in seen:
+        plain = [{k: v for k, v in r.items() if k != "offset_mapping"} for r in rows]
+        partly += masked_word_counts(rows, per_token(plain)["labels"])[1]
+    assert partly > 5
 
 
 def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, small_corpus):
@@ -268,11 +524,34 @@ def test_modernbert_pretrains_through_the_switch_and_exports(tmp_path, tokenizer
     assert model.config.model_type == "modernbert" and final["val_loss"] > 0
 
 
-def test_wandb_logs_offline(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
+def test_wandb_logs_offline_by_default(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    """wandb.enabled alone, nothing in the environment saying offline: the run logs offline and never asks
+    for the network. No API key and a server address where nothing listens: an online run would fail at
+    wandb.init; connections from this process to anything but the loopback are refused and recorded."""
+    import socket
+
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_OFFLINE", "WANDB_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: a connection is refused
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-home"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    outside: list = []
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and self.family != socket.AF_UNIX:
+            outside.append(address)
+            raise OSError("the network is off in this test")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start": 1,
-                      "wandb.enabled": "true", "wandb.name": "tiny-offline"})
+                      "wandb.enabled": "true", "wandb.name": "tiny-default"})
+    assert cfg.wandb.mode == "offline"  # the shipped default
     pretrain_train.run(cfg)
+    assert outside == []
+    assert not list((Path(cfg.output) / "wandb").glob("run-*")), "an online run directory was made"
     runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))

@@ -31,3 +31,35 @@ def pretrain_args(tokenizer: Path, output: Path, micro: int, stage: int, *extra:
         "hidden_dropout_prob: 0.0, attention_probs_dropout_prob: 0.0}",
         *extra,
     ]
+
+
+def checkpoint_contents(path: Path) -> dict:
+    """Everything a checkpoint directory holds, loaded: the engine's files (weights, optimizer moments,
+    scheduler, step counters), every rank's random streams and the loop's state.pt."""
+    import torch
+
+    return {str(p.relative_to(path)): torch.load(p, weights_only=False) for p in sorted(path.rglob("*.pt"))}
+
+
+def assert_same_state(a, b, where: str = "") -> None:
+    """`a` and `b` equal to the bit, through dicts, lists and tuples of tensors, arrays and plain values."""
+    import numpy as np
+    import torch
+
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{where}: keys {sorted(map(str, a))} vs {sorted(map(str, b))}"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), f"{where}: length {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), f"{where}: tensors differ"
+    elif isinstance(a, np.ndarray):
+        assert np.array_equal(a, b), f"{where}: arrays differ"
+    elif hasattr(a, "__dict__") and type(a).__eq__ is object.__eq__:  # e.g. DeepSpeed's loss scaler
+        assert_same_state(vars(a), vars(b), where)
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}"

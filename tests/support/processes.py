@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from support.paths import REPO
 
@@ -64,6 +65,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def two(*args: str, timeout: int = TIMEOUT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """`alum <args>` in two processes under the deepspeed launcher (launch/local.sh); it must succeed."""
+    if env is None and torch.cuda.device_count() < 2:  # on a 1-GPU machine: two CPU processes, not two GPUs
+        env = {**launch_env(), "CUDA_VISIBLE_DEVICES": ""}
     result = launch(["bash", "launch/local.sh", "2", *args], timeout, env)
     assert result.returncode == 0, result.stdout[-4000:]
     return result
@@ -74,3 +77,10 @@ def one(*args: str) -> subprocess.CompletedProcess:
     result = launch([sys.executable, "-m", "alum.cli", *args])
     assert result.returncode == 0, result.stdout[-4000:]
     return result
+
+
+def start(args: list[str], log, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Starts `args` in the checkout, in a session of its own, its output to the open file `log`; the caller
+    waits, signals and finally `kill_group`s it (a test that watches a run while it trains)."""
+    return subprocess.Popen(args, cwd=REPO, env=launch_env() if env is None else env, stdout=log,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)

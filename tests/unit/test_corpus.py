@@ -14,6 +14,8 @@ from alum.corpus import (
     ensure_nonempty,
     file_format,
     iter_texts,
+    line_number,
+    read_range,
     resolve_files,
 )
 from alum.errors import UserError
@@ -170,3 +172,12 @@ def test_progress_on_parquet(tmp_path):
     calls = []
     assert len(list(iter_texts([path], progress=calls.append))) == 10000
     assert sum(calls) == path.stat().st_size and len(calls) > 1
+
+
+def test_a_range_names_the_line_of_a_bad_record_wherever_it_starts(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"text": "one"}\n{"text": "two"}\n{"text": \n{"text": "four"}\n')
+    cut = len('{"text": "one"}\n') + 3  # inside line 2: this range starts at line 3
+    with pytest.raises(UserError, match=r"c.jsonl:3: not valid JSON"):
+        list(read_range(path, cut, path.stat().st_size))
+    assert line_number(path, 0) == 1 and line_number(path, path.stat().st_size) == 5

@@ -69,15 +69,17 @@ def run(name, options, model, batch, seed=0, trainer=None, forward=classificatio
 # --- what every multi-pass method declares -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,passes", [("freelb", 3), ("yopo", 3), ("freeat", 3)])
-def test_multi_pass_methods_declare_their_passes(name, passes):
+# With their defaults: 3 passes each; FreeAT steps the optimizer on every replay, the others leave it to
+# the loop (0 steps inside the method).
+@pytest.mark.parametrize("name,passes,steps", [("freelb", 3, 0), ("yopo", 3, 0), ("freeat", 3, 3)])
+def test_multi_pass_methods_declare_their_passes(name, passes, steps):
     model = tiny_classifier("bert")
     target = Target(model, classification_forward)
     method = build_method(name)
     trainer = RecordingTrainer(model)
     method.step(target, make_batch(2), trainer)
     assert trainer.backwards == method.backward_passes == passes
-    assert trainer.steps == method.optimizer_steps
+    assert trainer.steps == method.optimizer_steps == steps
 
 
 # --- FreeLB --------------------------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class FP16Engine:
         self.global_steps += 1
         self.module.zero_grad(set_to_none=True)
 
+    def was_step_applied(self):
+        return True
+
 
 @pytest.mark.parametrize("name,options", [
     ("fgm", {"eps": 0.5}),
@@ -62,3 +65,88 @@ def test_the_engine_trainer_lends_the_fp16_loss_scale(name, options):
     assert trainer.loss_scale() == SCALE
     torch.testing.assert_close(deltas[1], deltas[0], rtol=1e-4, atol=1e-7)
     assert grads[1] == pytest.approx(grads[0], rel=1e-4)  # unscaled: 1024x too large otherwise
+
+
+class AccumulatingEngine:
+    """DeepSpeed's rule for an explicitly set boundary: `step()` updates only when the flag says boundary, and
+    an update with no gradient at all fails (DeepSpeed 0.19's gradient clipping raises an IndexError)."""
+
+    def __init__(self, model):
+        self.module, self.optimizer, self.global_steps, self.boundary = model, None, 0, False
+
+    def fp16_enabled(self):
+        return False
+
+    def set_gradient_accumulation_boundary(self, boundary):
+        self.boundary = boundary
+
+    def backward(self, loss):
+        loss.backward()
+
+    def step(self):
+        if not self.boundary:
+            return
+        grads = [p.grad for p in self.module.parameters() if p.grad is not None]
+        if not grads:
+            raise IndexError("an optimizer step with no gradients")
+        self.global_steps += 1
+        self.module.zero_grad(set_to_none=True)
+
+    def was_step_applied(self):
+        return True
+
+
+def test_a_dropped_first_micro_batch_does_not_step_on_the_last_updates_boundary():
+    """A non-finite first micro-batch has no backward, so nothing sets the boundary flag for it: the trainer
+    must clear it, or the engine steps mid-window on the flag the previous update's last backward left."""
+    model, batch = tiny_classifier("bert").eval(), make_batch(4)
+    bad = {"on": False}
+
+    def forward(m, b):
+        out = classification_forward(m, b)
+        return type(out)(out.logits, out.loss * float("nan")) if bad["on"] else out
+
+    engine, method = AccumulatingEngine(model), build_method("none")
+    trainer = EngineTrainer(engine, method, Target(model, forward))
+    assert trainer.update([batch, batch])[1] and engine.global_steps == 1  # leaves the flag at True
+
+    class FirstBad(dict):
+        pass
+
+    real_step = method.step
+
+    def step(target, b, t):
+        bad["on"] = isinstance(b, FirstBad)
+        return real_step(target, b, t)
+
+    method.step = step
+    reports, stepped = trainer.update([FirstBad(batch), batch])
+    assert stepped and engine.global_steps == 2 and trainer.bad_losses == 1
+    reports, stepped = trainer.update([FirstBad(batch), FirstBad(batch)])
+    assert not stepped and engine.global_steps == 2 and trainer.bad_losses == 3
+
+
+class OverflowingEngine(FP16Engine):
+    """DeepSpeed 0.19's fp16 step on an overflow: the weights stay, the loss scale drops, and `global_steps`
+    still counts the step; only `was_step_applied()` tells."""
+
+    def step(self):
+        super().step()
+        self.optimizer.cur_scale /= 2
+
+    def was_step_applied(self):
+        return False
+
+
+def test_an_fp16_overflow_step_is_a_skipped_update_that_does_not_move_the_teacher():
+    model, batch = tiny_classifier("bert").eval(), make_batch(4)
+    method = build_method("smart")
+    target = Target(model, classification_forward)
+    method.setup(target, total_updates=4)
+    moved = []
+    method.on_optimizer_step = lambda target, step: moved.append(step)
+    trainer = EngineTrainer(OverflowingEngine(model, SCALE), method, target)
+    reports, stepped = trainer.update([batch])
+    assert not stepped and moved == []
+    applied = EngineTrainer(FP16Engine(model, SCALE), method, target)
+    assert applied.update([batch])[1] and moved == [1]

@@ -1,0 +1,98 @@
+"""Pretraining data end to end: a streaming run stopped and resumed ends bit-identical to an uninterrupted
+one, and resumes by seeking; a corpus prepared once (`alum prepare`) trains without its text and exactly
+as the one-command path does; a mismatched prepared corpus is refused in one line; two processes tokenise a
+fresh corpus once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from alum.cli import main
+from alum.pretrain import stream
+from alum.pretrain import train as pretrain_train
+from support.pretrain import pretrain_args, tiny_config
+from support.processes import two
+
+
+def final_weights(cfg) -> dict[str, torch.Tensor]:
+    return load_file(Path(cfg.output) / "final" / "model.safetensors")
+
+
+def assert_same_weights(a, b) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+def test_streaming_run_stopped_and_resumed_is_bit_identical(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    # One sentence a line, read 4 lines at a time: the resumed run has to read the file again, from an offset.
+    sentences = tmp_path / "sentences.txt"
+    sentences.write_text("".join(s.strip() + ".\n" for s in small_corpus.read_text().split(". ") if s.strip()))
+    monkeypatch.setattr(stream, "_TEXTS_PER_BATCH", 4)
+    streaming = {"data.streaming": "true", "data.shuffle_buffer": 8, "keep_checkpoints": 5}
+    whole = tiny_config(tmp_path / "a", tokenizer_dir, sentences, **streaming)
+    pretrain_train.run(whole)
+
+    parts = tiny_config(tmp_path / "b", tokenizer_dir, sentences, stop_after=2, **streaming)
+    assert pretrain_train.run(parts) == {"step": 2, "stopped": True}
+    saved = torch.load(Path(parts.output) / "checkpoints/step-00000002/state.pt", weights_only=False)["data"]
+    assert saved["buffer"].shape[0] == 8 and saved["position"] > 0  # the buffer and the reader's offset
+
+    opened = []
+    original = stream.texts
+    monkeypatch.setattr(stream, "texts", lambda part, at, *a: (opened.append(at), original(part, at, *a))[1])
+    parts.stop_after = None
+    pretrain_train.run(parts, resume=True)
+    assert_same_weights(final_weights(whole), final_weights(parts))
+    # the validation head is read from byte 0; training continues at the saved offset, not at its start
+    assert saved["position"] in opened and opened.count(0) == 1
+
+
+def test_prepared_corpus_trains_without_its_text_as_the_one_command_path(tmp_path, tokenizer_dir, small_corpus):
+    copy = tmp_path / "copy" / "text.txt"
+    copy.parent.mkdir()
+    shutil.copy(small_corpus, copy)
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(copy), "--output", str(prepared),
+                 "--block-size", "32", "--no-progress"]) == 0
+    shutil.rmtree(copy.parent)  # training must not need the text
+
+    from_dir = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, max_steps=4,
+                           **{"data.prepared": str(prepared), "data.files": "[]"})
+    pretrain_train.run(from_dir)
+    one_command = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, max_steps=4)
+    pretrain_train.run(one_command)
+    assert_same_weights(final_weights(from_dir), final_weights(one_command))
+
+
+def test_a_prepared_corpus_of_another_block_size_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
+                 str(prepared), "--block-size", "32", "--no-progress"]) == 0
+    capsys.readouterr()
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--data-dir", str(prepared),
+                 "--output", str(tmp_path / "run"), "data.block_size=64"])  # the preset's data.files give way
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert err.startswith("alum pretrain: error: data.block_size: ") and "block_size 32, this run asks 64" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
+    cache = tmp_path / "cache"
+    result = two(*pretrain_args(tokenizer_dir, tmp_path / "run", 4, 0, f"data.cache_dir={cache}", "--max-steps", "2",
+                                "adversarial.start=1"))
+    built = [line for line in result.stdout.splitlines() if "prepared corpus: built" in line]
+    reads = [line for line in result.stdout.splitlines() if "prepared corpus: rank" in line]
+    assert len(built) == 1 and "on rank 0" in built[0], result.stdout[-3000:]
+    assert sorted(line.split("rank ")[1][0] for line in reads) == ["0", "1"]
+    (directory,) = [d for d in cache.iterdir() if d.is_dir()]
+    assert json.loads((directory / "manifest.json").read_text())["built_by"]["rank"] == 0
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -24,3 +26,19 @@ def disk_full(err: BaseException) -> str | None:
         if f"(os error {code})" in str(err):
             return f"{os.strerror(code)} ({type(err).__name__})"
     return None
+
+
+@contextmanager
+def writing(what: str, target: object) -> Iterator[None]:
+    """A write the system refuses inside the block (a full disk, a quota, a file-size limit, permissions) ends
+    in one line naming what was being written and where; any other error passes through. The caller removes
+    what it had staged."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - Rust writers (tokenizers, safetensors) raise their own types
+        full = disk_full(err)
+        if full is None and isinstance(err, OSError) and err.errno is not None:
+            full = f"{err.filename or 'a file'}: {err.strerror}"
+        if full is None:
+            raise
+        raise UserError(f"cannot write {what} to '{target}': {full}") from None

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alum.adversarial import ForwardOutput
-from alum.errors import UserError, disk_full
+from alum.errors import UserError, writing
 from alum.training.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
@@ -123,15 +123,12 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Pa
     directory = Path(directory)
     partial = staging(directory)
     try:
-        with quiet_transformers():
+        with writing("the model", directory), quiet_transformers():
             model.save_pretrained(str(partial))
             tokenizer.save_pretrained(str(partial))
-        (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
-    except Exception as err:  # noqa: BLE001 - safetensors reports a full disk as its own error type
-        full = disk_full(err)
-        if full is None:
-            raise
+            (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+    except UserError:
         shutil.rmtree(partial, ignore_errors=True)
-        raise UserError(f"cannot write {directory}: {full}") from None
+        raise
     publish(partial, directory)
     return directory

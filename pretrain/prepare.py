@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alum.corpus import ReadStats, iter_texts, read_range, splittable
-from alum.errors import UserError, disk_full
+from alum.errors import UserError, writing
 from alum.pretrain import shards
 from alum.pretrain.packing import COLUMNS, OFFSETS, Packer
 
@@ -79,15 +79,14 @@ def prepare(files: list[Path], tokenizer_dir: str, output: str | Path, *, block_
     total = disk_bytes(files)
     bar = _bar(total, progress)
     try:
-        if processes == 1:  # in this process: no start-up cost, and what a test or a profiler sees
-            _init_worker(None)
-            results = [_build_part(job, bar.update) for job in jobs]
-        else:
-            results = _in_pool(jobs, processes, bar)
-    except BaseException as err:
+        with writing("the prepared corpus", output):
+            if processes == 1:  # in this process: no start-up cost, and what a test or a profiler sees
+                _init_worker(None)
+                results = [_build_part(job, bar.update) for job in jobs]
+            else:
+                results = _in_pool(jobs, processes, bar)
+    except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
-        if disk_full(err) is not None:
-            raise UserError(f"{output}: cannot write the prepared corpus ({disk_full(err)})") from None
         raise
     finally:
         bar.close()

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
 from alum.config import save_config
 from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
-from alum.errors import UserError
+from alum.errors import UserError, writing
 from alum.tokenizer.config import TokenizerConfig
 from alum.tokenizer.export import save_hf
 from alum.tokenizer.interruptible import train_interruptibly
@@ -59,31 +58,13 @@ def train_tokenizer(cfg: TokenizerConfig, warn: Callable[[str], None] = _stderr_
         training_seconds = time.perf_counter() - started
         _check_trained(tokenizer, cfg, stats)
         add_post_processor(tokenizer, cfg)
-        with _writing(target):
+        with writing("the tokenizer", target):  # a full disk: one line, and the old output stays
             save_hf(tokenizer, cfg, stage)
             save_config(cfg, stage / "config.yaml")
             report = _report(tokenizer, cfg, files, stats, training_seconds, time.perf_counter() - started)
             (stage / "stats.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _warn_after(report, cfg, stats, warn)
     return report
-
-
-@contextmanager
-def _writing(target: Path) -> Iterator[None]:
-    """A write the system refuses (a full disk, a quota, a file-size limit) ends in one line naming the output;
-    the staged directory is removed and an existing output stays as it was."""
-    try:
-        yield
-    except OSError as err:
-        if err.errno is None:  # not from the system
-            raise
-        raise UserError(f"cannot write the tokenizer to '{target}': {err.strerror} (errno {err.errno}); "
-                        f"'{target}' was left as it was") from None
-    except Exception as err:  # `tokenizers` reports a failed write as a plain Exception: "... (os error 28)"
-        if "(os error " not in str(err):
-            raise
-        raise UserError(f"cannot write the tokenizer to '{target}': {str(err).strip().splitlines()[0]}; "
-                        f"'{target}' was left as it was") from None
 
 
 def _warn_round_trip(cfg: TokenizerConfig, warn: Callable[[str], None]) -> None:

@@ -80,13 +80,15 @@ def run_prepare(args) -> int:
     from alum.errors import UserError
     from alum.pretrain import prepare
     from alum.training.hf_dirs import load_tokenizer
+    from alum.training.publish import check_directory
 
     if args.block_size < 8:
         raise UserError("--block-size must be at least 8")
-    load_tokenizer(args.tokenizer, "--tokenizer")  # a bad directory fails here, in one line
+    load_tokenizer(args.tokenizer, "--tokenizer")  # here, so a bad directory's error names this command's flag
     files = resolve_files(args.files)
     ensure_nonempty(files, args.text_column)
     output = Path(args.output)
+    check_directory(output)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise UserError(f"--output {output} is not empty: pass --overwrite to replace it")
     manifest = prepare.prepare(files, args.tokenizer, output, block_size=args.block_size, whole_word=args.whole_word,

@@ -84,6 +84,17 @@ def test_a_prepared_corpus_of_another_block_size_is_a_one_line_error(tmp_path, t
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_prepare_into_a_path_under_a_file_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    code = main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
+                 str(taken / "prepared"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert err == f"alum prepare: error: --output {taken / 'prepared'}: '{taken}' is a file, not a directory"
+    assert taken.read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     cache = tmp_path / "cache"

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
-from alum.adversarial import ForwardOutput, Method, StepReport, Target, build_method
+from alum.adversarial import ForwardOutput, Method, StepReport, Target, build_method, mean_reports
 from alum.errors import UserError
 
 
@@ -83,10 +83,8 @@ class AdversarialTrainer(Trainer):
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._reports and "loss" in logs:  # training logs only, not evaluation ones
-            for key in ("adv_loss", "delta_norm"):
-                values = [getattr(r, key) for r in self._reports if getattr(r, key) is not None]
-                if values:
-                    logs[key] = sum(values) / len(values)
+            means = mean_reports(self._reports)
+            logs.update({k: v for k, v in means.items() if k not in ("loss", "adv_skipped", "adv_seconds")})
             logs["adv_skipped"] = self.method.skipped_total
             self._reports = []
         super().log(logs, *args, **kwargs)

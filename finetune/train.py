@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from alum.adversarial import Method, StepReport, Target
+from alum.adversarial import Method, Target, mean_reports
 from alum.config import to_dict
 from alum.training import distributed, rng
 from alum.training.engine import EngineTrainer, build_engine
@@ -117,9 +117,9 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
         bar.update()
         if update % cfg.train.log_every == 0 or update == total:
             lr = engine.optimizer.param_groups[0]["lr"]
-            log.log(update, {**report_means(reports), "lr": lr, "seconds": seconds[-1],
-                             "epoch": update / per_epoch}, console=False)
-            bar.set_postfix(loss=f"{report_means(reports)['loss']:.4f}")
+            means = mean_reports(reports)
+            log.log(update, {**means, "lr": lr, "seconds": seconds[-1], "epoch": update / per_epoch}, console=False)
+            bar.set_postfix(loss=f"{means['loss']:.4f}")
 
         if update % eval_every == 0 or update == total:
             metrics = evaluate(engine.module, forward, dev_batches, task)
@@ -165,12 +165,3 @@ def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def report_means(reports: list[StepReport]) -> dict[str, float | None]:
-    """The micro-batches' reports of one update, averaged (skipped terms summed)."""
-    out: dict[str, float | None] = {}
-    for key in ("loss", "adv_loss", "delta_norm", "grad_norm"):
-        values = [getattr(r, key) for r in reports if getattr(r, key) is not None]
-        out[key] = sum(values) / len(values) if values else None
-    out["adv_skipped"] = sum(r.skipped for r in reports)
-    out["adv_seconds"] = sum(r.adv_seconds for r in reports)
-    return out

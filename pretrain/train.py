@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from alum.adversarial import Method, Target, build_method, build_methods
+from alum.adversarial import Method, Target, build_method, build_methods, mean_reports
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
 from alum.training import distributed, plots, rng
@@ -246,15 +246,12 @@ class Window:
         self.adversarial = adversarial
 
     def summary(self, engine, method, trainer, device) -> dict:
-        def mean(key):
-            values = [getattr(r, key) for r in self.reports if getattr(r, key) is not None]
-            return sum(values) / len(values) if values else None
-
-        values = {k: v for k, v in {"loss": mean("loss"), "adv_loss": mean("adv_loss"),
-                                    "delta_norm": mean("delta_norm"), "grad_norm_delta": mean("grad_norm")}.items()
-                  if v is not None}
-        values = distributed.mean_over_ranks(values, device)
-        adv_seconds = sum(r.adv_seconds for r in self.reports)
+        means = mean_reports(self.reports)
+        adv_seconds = means.pop("adv_seconds")
+        means.pop("adv_skipped")  # the method's running total is logged instead
+        if "grad_norm" in means:
+            means["grad_norm_delta"] = means.pop("grad_norm")
+        values = distributed.mean_over_ranks(means, device)
         metrics = {
             "phase": "adversarial" if self.adversarial else "standard",
             "method": method.name,

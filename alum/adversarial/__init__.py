@@ -20,8 +20,8 @@ and `--method noise`, `adversarial.options.noise.*`, `build_method("noise")` and
 passes per batch (FreeLB, FreeAT, YOPO) implement `Method.step` themselves.
 """
 
-from alum.adversarial import gradient, multipass, smoothness  # noqa: F401  (registers the methods)
-from alum.adversarial.base import CleanPass, Method, SinglePass, StepReport, Trainer
+from alum.adversarial import gradient, multipass, rdrop, smoothness  # noqa: F401  (registers the methods)
+from alum.adversarial.base import CleanPass, Method, SinglePass, StepReport, Trainer, mean_reports
 from alum.adversarial.divergence import Divergence
 from alum.adversarial.registry import METHODS, build_method, build_methods, method_defaults
 from alum.adversarial.target import EmbeddingPerturbation, ForwardOutput, Target
@@ -39,5 +39,6 @@ __all__ = [
     "Trainer",
     "build_method",
     "build_methods",
+    "mean_reports",
     "method_defaults",
 ]

@@ -3,6 +3,7 @@ fill in (the registry of methods by name is in `registry`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,13 @@ from alum.adversarial import ascent, dropout
 from alum.adversarial import functional as AF
 from alum.adversarial.target import ForwardOutput, Target
 from alum.errors import UserError
+
+log = logging.getLogger("alum")
+
+# Below this cosine between delta and the change it made, most of delta was rounded away (in float32 the two
+# agree to 1e-6; a half-precision rounding that keeps a coordinate with probability |delta| / spacing gives a
+# cosine of about sqrt(|delta| / spacing)).
+ROUNDED_AWAY = 0.5
 
 
 class Trainer(Protocol):
@@ -47,6 +55,12 @@ class StepReport:
     grad_norm: float | None = None  # mean L2 norm of the ascent gradient per real token
     skipped: int = 0  # adversarial terms dropped for a non-finite ascent gradient
     adv_seconds: float = 0.0  # wall time spent on the adversarial part (ascent and adversarial passes)
+    # What reached the model: the change delta made to the site's output after the rounding of the precision
+    # the model computes in (functional.effective_stats): its mean L2 norm per real token, the share of real
+    # tokens it left exactly unchanged, its cosine to delta.
+    delta_effective: float | None = None
+    delta_lost: float | None = None
+    delta_cosine: float | None = None
 
 
 class Method:
@@ -61,12 +75,16 @@ class Method:
     name: ClassVar[str]
     Config: ClassVar[type]
     needs_labels: ClassVar[bool] = True
+    perturbs: ClassVar[bool] = True  # adds a delta to the embeddings (`none` and `rdrop` do not)
     summary: ClassVar[str] = ""
+    # The options that set delta's size, named when delta rounds away in the precision the model runs in.
+    size_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
         self.skipped_total = 0
         self.last_delta: Tensor | None = None  # the final perturbation of the last step, for inspection
+        self.warned_rounding = False
 
     # Passes and optimizer steps per micro-batch, for the loop's bookkeeping.
     @property
@@ -100,6 +118,11 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.skipped_total = state["skipped_total"]
+
+    @property
+    def delta_is_zero(self) -> bool:
+        """Whether the options make delta exactly zero (no perturbation is intended, so none is measured)."""
+        return False
 
     # Helpers shared by the methods.
 
@@ -147,6 +170,7 @@ class Method:
 
     def report(
         self,
+        target: Target,
         loss: Tensor | None,
         adv_loss: Tensor | None,
         delta: Tensor | None,
@@ -155,9 +179,11 @@ class Method:
         started: float,
         skipped: bool = False,
     ) -> StepReport:
-        if delta is not None:
-            self.last_delta = delta.detach()
-        return StepReport(
+        measured = delta is not None and not self.delta_is_zero
+        effective = target.perturbation.effective(delta, self.site) if measured else None
+        dtype = target.perturbation.seen_dtype(self.site)
+        target.perturbation.forget()
+        report = StepReport(
             loss=None if loss is None else float(loss.detach()),
             adv_loss=None if adv_loss is None else float(adv_loss.detach()),
             delta_norm=None if delta is None else AF.mean_token_norm(delta.detach(), mask),
@@ -165,6 +191,23 @@ class Method:
             skipped=int(skipped),
             adv_seconds=elapsed(started, mask.device),
         )
+        if delta is not None:
+            self.last_delta = delta.detach()
+        if effective is not None:
+            report.delta_effective, report.delta_lost, report.delta_cosine = AF.effective_stats(effective, delta, mask)
+            self.check_rounding(report, dtype)
+        return report
+
+    def check_rounding(self, report: StepReport, dtype: torch.dtype | None) -> None:
+        """Say once, in one line, when most of delta rounds away before the model sees it."""
+        if self.warned_rounding or report.delta_cosine >= ROUNDED_AWAY:
+            return
+        self.warned_rounding = True
+        options = " and ".join(f"adversarial.options.{self.name}.{o}" for o in self.size_options) or "its size"
+        log.warning(f"{self.name}: delta mostly rounds away in {str(dtype).removeprefix('torch.')} at the "
+                    f"'{self.site}' site (cosine {report.delta_cosine:.2f} between delta and the change it made, "
+                    f"{report.delta_lost:.0%} of tokens unchanged, |delta| {report.delta_norm:.2g} per token): "
+                    f"raise {options}")
 
 
 @dataclass
@@ -219,10 +262,27 @@ class SinglePass(Method):
         if term is None:
             self.skipped_total += 1
             trainer.backward(total_loss(out.loss, extra))
-            return self.report(out.loss, None, None, None, clean.mask, started, skipped=True)
+            return self.report(target, out.loss, None, None, None, clean.mask, started, skipped=True)
         adv_loss, delta, grad = term
         trainer.backward(total_loss(out.loss, [self.weight * adv_loss, *extra]))
-        return self.report(out.loss, adv_loss, delta, grad, clean.mask, started)
+        return self.report(target, out.loss, adv_loss, delta, grad, clean.mask, started)
+
+
+# The figures of a StepReport that are averaged over micro-batches in every stage's logs.
+AVERAGED = ("loss", "adv_loss", "delta_norm", "grad_norm", "delta_effective", "delta_lost", "delta_cosine")
+
+
+def mean_reports(reports: list[StepReport]) -> dict[str, float]:
+    """The reports' figures, each averaged over the reports that have it (a figure none has is left out); the
+    skipped terms and the adversarial seconds summed."""
+    out: dict[str, float] = {}
+    for key in AVERAGED:
+        values = [getattr(r, key) for r in reports if getattr(r, key) is not None]
+        if values:
+            out[key] = sum(values) / len(values)
+    out["adv_skipped"] = sum(r.skipped for r in reports)
+    out["adv_seconds"] = sum(r.adv_seconds for r in reports)
+    return out
 
 
 def total_loss(task_loss: Tensor | None, terms: list[Tensor]) -> Tensor | None:

@@ -25,8 +25,9 @@ class Divergence:
     def __call__(self, p_logits: Tensor, q_logits: Tensor, reduction: str = "mean") -> Tensor:
         """D(p || q) of two logit tensors, nothing detached: for measuring, not for training.
 
-        Ascent objectives use reduction="sum" (as the official ALUM/SMART code does): each token's gradient
-        then does not shrink with the number of rows, which matters in `normalize` mode where its size does."""
+        ALUM's and SMART's ascent objective averages over rows, as their released code does (`batchmean`);
+        VAT's power iteration sums (its step is normalised, so only the gradient's size changes: summed, it
+        does not shrink with the number of rows towards float32's floor)."""
         raise NotImplementedError
 
     def moving_from_fixed(self, fixed: ForwardOutput, moving: ForwardOutput, reduction: str = "mean") -> Tensor:
@@ -45,6 +46,10 @@ class Divergence:
     def symmetric_to_fixed(self, moving: ForwardOutput, fixed: ForwardOutput) -> Tensor:
         """D(moving||fixed) + D(fixed||moving) with `fixed` a constant: SMART's proximal term to its teacher."""
         return self.moving_to_fixed(moving, fixed) + self.moving_from_fixed(fixed, moving)
+
+    def mutual(self, a: ForwardOutput, b: ForwardOutput) -> Tensor:
+        """1/2 (D(a||b) + D(b||a)) with nothing detached: both passes learn from each other (R-Drop)."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -65,6 +70,10 @@ class KL(Divergence):
     def symmetric(self, a: ForwardOutput, b: ForwardOutput) -> Tensor:
         # a's log-probabilities, when the task loss computed them already, save a log-softmax
         return AF.symmetric_kl(a.logits, b.logits, log_a=a.cached_log_probs)
+
+    def mutual(self, a: ForwardOutput, b: ForwardOutput) -> Tensor:
+        # the passes' log-probabilities are the ones their task losses use (computed once per pass)
+        return 0.5 * (AF.kl_log(a.log_probs, b.log_probs) + AF.kl_log(b.log_probs, a.log_probs))
 
 
 class MSE(Divergence):
@@ -87,6 +96,9 @@ class MSE(Divergence):
 
     def symmetric_to_fixed(self, moving: ForwardOutput, fixed: ForwardOutput) -> Tensor:
         return AF.mse(moving.logits, fixed.logits.detach())
+
+    def mutual(self, a: ForwardOutput, b: ForwardOutput) -> Tensor:
+        return AF.mse(a.logits, b.logits)
 
 
 DIVERGENCES: dict[str, Divergence] = {d.name: d for d in (KL(), MSE())}

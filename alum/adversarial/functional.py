@@ -134,7 +134,8 @@ def _rows(x: Tensor) -> Tensor:
 
 
 def kl_to_fixed(logits: Tensor, log_q: Tensor, reduction: str = "mean") -> Tensor:
-    """KL(softmax(logits) || q) with q fixed: the ascent objective of ALUM and SMART."""
+    """KL(softmax(logits) || q) with q fixed: the half of SMART's proximal term that moves the student
+    (`Divergence.moving_to_fixed`); ALUM's and SMART's ascent objective is the other direction, `kl_from_fixed`."""
     rows = _rows(logits)
     if rows.shape[0] == 0:
         return logits.sum() * 0
@@ -219,7 +220,7 @@ def ascent_step(
 ) -> Tensor:
     """One ascent step on delta, under one of three update rules (named by what each reproduces):
 
-    `gradient` (the code released with the ALUM and SMART papers, mt-dnn 4b92661 and 5af3326):
+    `gradient` (the code released with the ALUM and SMART papers, mt-dnn 4b92661 and 0d6201e):
         delta <- step_size * g / (||g|| + 1e-6); the random start only decides where g is taken.
     `normalize` (mt-dnn master after the papers, cceaa00 and f0b40b6):
         delta <- (delta + step_size * g) / (||delta + step_size * g|| + 1e-6): unit norm, whatever eps is.
@@ -264,3 +265,16 @@ def mean_token_norm(delta: Tensor, mask: Tensor) -> float:
     """Mean L2 norm of delta over real tokens: the `delta_norm` every method reports."""
     norms = norm(delta, "l2", "token") * mask
     return float(norms.sum() / mask.sum().clamp_min(1))
+
+
+def effective_stats(effective: Tensor, delta: Tensor, mask: Tensor) -> tuple[float, float, float]:
+    """How much of delta reached the model (`effective`: the change it made, `EmbeddingPerturbation.effective`):
+    the mean L2 norm per real token of that change, the share of real tokens it left exactly unchanged, and
+    its cosine to delta over the real tokens (0 when nothing changed, delta zero included). One device sync."""
+    effective, delta = f32(effective) * mask, f32(delta) * mask
+    real = mask.sum().clamp_min(1)
+    token_norms = norm(effective, "l2", "token")
+    unchanged = ((token_norms == 0).float() * mask).sum()
+    cosine = (effective * delta).sum() / (effective.norm() * delta.norm()).clamp_min(1e-30)
+    mean_norm, share, cosine = torch.stack([token_norms.sum() / real, unchanged / real, cosine]).tolist()
+    return mean_norm, share, cosine

@@ -24,6 +24,7 @@ class NoAdversary(Method):
 
     name = "none"
     summary = "no adversarial term (the baseline)"
+    perturbs = False
 
     @dataclass
     class Config:
@@ -63,6 +64,7 @@ class _Attack(SinglePass):
 @register
 class FGSM(_Attack):
     name = "fgsm"
+    size_options = ("eps",)
     summary = "fast gradient sign: delta = eps * sign(g), one step (Goodfellow et al. 2015)"
 
     @dataclass
@@ -77,6 +79,7 @@ class FGSM(_Attack):
 @register
 class FGM(_Attack):
     name = "fgm"
+    size_options = ("eps",)
     summary = "fast gradient method: delta = eps * g / ||g||_2 per example (Miyato et al. 2017)"
 
     @dataclass
@@ -92,6 +95,7 @@ class FGM(_Attack):
 @register
 class PGD(_Attack):
     name = "pgd"
+    size_options = ("step_size", "eps")
     summary = "projected gradient descent: K normalised steps, projected to the eps-ball (Madry et al. 2018)"
 
     @dataclass

@@ -40,6 +40,7 @@ class _MultiPass(Method):
 @register
 class FreeLB(_MultiPass):
     name = "freelb"
+    size_options = ("step_size", "init_mag")
     summary = "FreeLB: K passes at x + delta_k, parameter gradients averaged over them (Zhu et al. 2020)"
 
     @dataclass
@@ -86,13 +87,14 @@ class FreeLB(_MultiPass):
             delta = delta.detach() + c.step_size * AF.normalize(grad, "l2", "example", guard=1e-12) * mask
             if c.max_norm > 0:
                 delta = AF.project(delta, c.max_norm, "l2", "example")
-        report = self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
+        report = self.report(target, first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
         return report
 
 
 @register
 class FreeAT(_MultiPass):
     name = "freeat"
+    size_options = ("eps",)
     summary = "free adversarial training: replay the batch K times, an optimizer step on each (Shafahi et al. 2019)"
 
     @dataclass
@@ -141,7 +143,7 @@ class FreeAT(_MultiPass):
             grad = new_grad
             delta = (delta.detach() + c.eps * grad.sign()).clamp(-c.eps, c.eps) * mask
         self.carried = delta.detach()
-        return self.report(first, last, delta, grad, mask, started, skipped=skipped)
+        return self.report(target, first, last, delta, grad, mask, started, skipped=skipped)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "carried": None if self.carried is None else self.carried.cpu()}
@@ -162,6 +164,7 @@ def _fitted(delta: Tensor, shape: torch.Size) -> Tensor:
 @register
 class YOPO(_MultiPass):
     name = "yopo"
+    size_options = ("step_size", "eps")
     summary = "YOPO-m-n: m full passes; between them n cheap ascent steps through the embedding block only (Zhang et al. 2019)"
 
     @dataclass
@@ -214,7 +217,7 @@ class YOPO(_MultiPass):
             if grad is None:  # keep the last finite delta for the remaining outer passes
                 self.skipped_total += 1
                 skipped = True
-        return self.report(first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
+        return self.report(target, first, torch.tensor(total), delta, grad, mask, started, skipped=skipped)
 
 
 def _hamiltonian(target: Target, delta: Tensor, captured: dict, p: Tensor) -> Tensor:

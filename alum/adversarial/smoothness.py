@@ -31,6 +31,7 @@ class _LabelFree(SinglePass):
 @register
 class VAT(_LabelFree):
     name = "vat"
+    size_options = ("eps", "xi")
     summary = "virtual adversarial training: one power-iteration step from a random probe of size xi (Miyato et al. 2018)"
 
     @dataclass
@@ -69,12 +70,13 @@ class SmoothnessConfig:
     norm: Literal["linf", "l2"] = "linf"
     level: Literal["token", "example"] = "token"
     # How delta is updated (functional.ascent_step; the README's "Three update rules"):
-    #   gradient:  eta * g / ||g||, the code released with the papers (mt-dnn 4b92661, 5af3326)
+    #   gradient:  eta * g / ||g||, the code released with the papers (mt-dnn 4b92661, 0d6201e)
     #   normalize: (delta + eta g) / ||.||, mt-dnn master after the papers (cceaa00, f0b40b6); eps unused
     #   project:   Proj_eps(delta + eta g / ||g||), the papers' Algorithm 1; eps is the radius
     constraint: Literal["gradient", "normalize", "project"] = "gradient"
     eps: float = 1e-5
-    # Cut the perturbed passes from the graph below the site, as every released version does: the
+    # Cut the perturbed passes from the graph below the site, as mt-dnn's ALUM (4b92661, f0b40b6) and SMART up to
+    # 0d6201e do (from cceaa00 on, and on master, SMART's adversarial pass reaches the embeddings): the
     # smoothness term then trains the layers above where delta enters, and nothing below.
     detach_embeddings: bool = True
     # Replay the clean pass's dropout masks in the ascent and adversarial passes (the released code
@@ -93,16 +95,26 @@ class SmoothnessConfig:
 
 
 class _Smoothness(_LabelFree):
+    size_options = ("step_size", "sigma")
+
     def perturbed(self, target: Target, batch: dict[str, Tensor], delta: Tensor,
                   masks: dropout.RandomState | None = None) -> ForwardOutput:
         """The pass at x + delta, cut below the site if so configured, replaying `masks` if given."""
         with dropout.replaying(masks), target.perturbation.applied(delta, self.site, self.config.detach_embeddings):
             return target(batch)
 
+    @property
+    def delta_is_zero(self) -> bool:
+        c = self.config  # a zero step leaves delta at zero under the released rule, and at the start under the others
+        return c.step_size == 0 and (c.constraint == "gradient" or c.sigma == 0)
+
     def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
         """symD(clean, adv) at the delta of K ascent steps on KL(sg(clean) || adv) from a N(0, sigma^2) start."""
         c, divergence = self.config, target.divergence
         masks = clean.random_state if c.share_dropout else None
+        if self.delta_is_zero:  # no ascent can move delta: none is paid for (and no random start drawn)
+            zero = torch.zeros(self.delta_shape(target, batch), device=clean.mask.device)
+            return divergence.symmetric(clean.out, self.perturbed(target, batch, zero, masks)), zero, None
         start = torch.randn(self.delta_shape(target, batch), device=clean.mask.device) * c.sigma * clean.mask
         climbed = self.climb(
             start,

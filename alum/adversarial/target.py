@@ -64,6 +64,7 @@ class EmbeddingPerturbation:
     """
 
     def __init__(self, model: nn.Module):
+        self._seen: dict[str, tuple[Tensor, torch.dtype]] = {}  # site -> its last output and the dtype it was used in
         self.embedding = model.get_input_embeddings()
         if not isinstance(self.embedding, nn.Embedding):
             raise TypeError(f"expected nn.Embedding input embeddings, got {type(self.embedding).__name__}")
@@ -89,7 +90,9 @@ class EmbeddingPerturbation:
         trains the layers above the site and nothing below it."""
 
         def add(x: Tensor) -> Tensor:
-            return (x.detach() if detach else x) + delta.to(x.dtype)
+            base = x.detach() if detach else x
+            self._seen[site] = (base.detach(), compute_dtype(base))
+            return base + delta.to(x.dtype)
 
         def add_delta(_module, _inputs, output):
             if isinstance(output, tuple):
@@ -101,6 +104,41 @@ class EmbeddingPerturbation:
             yield
         finally:
             handle.remove()
+
+
+    def effective(self, delta: Tensor, site: str = "words") -> Tensor | None:
+        """The change `delta` makes to the site's output as the next layer receives it, in float32 (float64 for a
+        float64 model): delta after the rounding of the addition, and of autocast's cast to its half precision.
+        Measured against the site's output in the last pass that perturbed it; None before any.
+
+        A delta below the resolution of the activations it is added to changes nothing: in bfloat16 (8
+        significant bits) a coordinate of size 0.3 moves only by steps of 2^-10, and a smaller addition rounds
+        back to the same number."""
+        seen = self._seen.get(site)
+        if seen is None or seen[0].shape != delta.shape:
+            return None
+        x, dtype = seen
+        wide = torch.float64 if dtype == torch.float64 else torch.float32
+        moved = (x + delta.detach().to(x.dtype)).to(dtype)
+        return moved.to(wide) - x.to(dtype).to(wide)
+
+    def seen_dtype(self, site: str) -> torch.dtype | None:
+        """The dtype the site's output was last used in (see `compute_dtype`)."""
+        return self._seen[site][1] if site in self._seen else None
+
+    def forget(self) -> None:
+        """Drop the site outputs kept for `effective` (they hold activation memory until the next pass)."""
+        self._seen.clear()
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype the layer after the site computes with `x` in: autocast's lower precision when autocast is on
+    and `x` is wider (HF blocks end in a LayerNorm, which autocast keeps in float32; the next matmul casts
+    down), else x's own."""
+    kind = x.device.type
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
 
 
 def _owner_of(model: nn.Module, child: nn.Module) -> nn.Module:

@@ -29,8 +29,8 @@ class MomentumTeacher:
     switch starts its schedule there).
 
     beta is `beta` for the first `switch` fraction of `total_updates` and `beta_late` after (SMART: 0.99
-    then 0.999 after 10%). The teacher keeps float32 weights whatever the student's dtype, so a beta of
-    0.999 still moves bf16 or fp16 students' teachers (a bf16 update of 1e-3 of a difference rounds away).
+    then 0.999 after 10%). The teacher keeps float32 weights under a bf16 or fp16 student, so a beta of
+    0.999 still moves it (a bf16 update of 1e-3 of a difference rounds away), and float64 under a float64 one.
     """
 
     def __init__(self, student: nn.Module, beta: float, beta_late: float, switch: float, total_updates: int):
@@ -38,7 +38,9 @@ class MomentumTeacher:
         self.beta, self.beta_late, self.switch = beta, beta_late, switch
         self.total_updates = max(1, total_updates)
         self.updates = 0
-        self.model = copy.deepcopy(student).float()
+        # float32 at least, float64 for a float64 student (whose logits meet the teacher's in one dot product)
+        wide = torch.float64 if next(student.parameters()).dtype == torch.float64 else torch.float32
+        self.model = copy.deepcopy(student).to(wide)
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -50,7 +52,7 @@ class MomentumTeacher:
         self.updates += 1
         weight = 1.0 - self.beta_at(self.updates)
         teacher = [p for p in self.model.parameters()]
-        current = [p.detach().float() for p in student.parameters()]
+        current = [s.detach().to(t.dtype) for t, s in zip(teacher, student.parameters())]
         torch._foreach_lerp_(teacher, current, weight)
 
     def state_dict(self) -> dict[str, Any]:

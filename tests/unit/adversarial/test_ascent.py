@@ -11,7 +11,7 @@ from alum.adversarial import functional as AF
 from support.models import classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
 
-ADVERSARIAL = [m for m in METHODS if m != "none"]
+ADVERSARIAL = [m for m in METHODS if METHODS[m].perturbs]  # the methods with a delta
 
 
 def objective(method, target, batch, delta, clean_logits):

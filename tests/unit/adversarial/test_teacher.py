@@ -59,3 +59,19 @@ def test_smart_state_round_trips_with_and_without_a_teacher():
         assert torch.equal(a, b)
     fresh.load_state_dict(unborn)  # as the preflight's undo does
     assert fresh.teacher is None
+
+
+def test_smart_runs_on_a_float64_model_with_a_float64_teacher():
+    """A float64 student's logits meet the teacher's in one dot product: the teacher must be float64 too (it
+    was float32, a RuntimeError even with mu = 0). Its Bregman term is exactly 0 at the teacher's birth."""
+    model, forward, batch = setup("classification", float64=True)
+    target = Target(model, forward)
+    for mu in (0.0, 1.0):
+        method = build_method("smart", {"mu": mu})
+        method.setup(target, total_updates=10)
+        report = method.step(target, batch, RecordingTrainer(model, apply=False))
+        assert next(method.teacher.model.parameters()).dtype == torch.float64
+        assert report.loss == report.loss and report.adv_loss is not None
+        clean = forward(model, batch)
+        (term,) = method.extra_terms(target, batch, type("Clean", (), {"out": clean, "random_state": None})())
+        assert float(term) == 0.0

@@ -121,8 +121,9 @@ class Method:
 
     @property
     def delta_is_zero(self) -> bool:
-        """Whether the options make delta exactly zero (no perturbation is intended, so none is measured)."""
-        return False
+        """Whether the options make delta exactly zero (no perturbation is intended, so none is measured): by
+        default, when every option that sizes delta is 0."""
+        return bool(self.size_options) and all(getattr(self.config, o) == 0 for o in self.size_options)
 
     # Helpers shared by the methods.
 

@@ -43,6 +43,10 @@ class VAT(_LabelFree):
         xi: float = 1e-1
         alpha: float = 1.0  # weight of KL(sg(clean) || adv)
 
+    @property
+    def delta_is_zero(self) -> bool:
+        return self.config.eps == 0  # the probe only finds the direction; eps sizes delta
+
     def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
         c, divergence = self.config, target.divergence
         noise = torch.randn(self.delta_shape(target, batch), device=clean.mask.device) * clean.mask
@@ -64,8 +68,13 @@ class SmoothnessConfig:
     """The adversarial smoothness term shared by ALUM and SMART."""
 
     alpha: float = 10.0  # weight of symKL(clean, adv): 10 in the ALUM paper's pretraining, 1 for fine-tuning
-    sigma: float = 1e-5  # std of delta's Gaussian initialisation
-    step_size: float = 1e-3  # eta
+    # The sizes are not the papers' (sigma = eps = 1e-5, eta = 1e-3): those are below the resolution of bf16
+    # and fp16 activations at the embedding output, where they round away (and with shared dropout masks they
+    # vanish in float32 too). These are the smallest of docs/decomposition.md's sweep at which delta reaches a
+    # bf16 or fp16 model and points where float64's does; constraint=gradient sigma=1e-5 step_size=1e-3 is
+    # the code released with the papers.
+    sigma: float = 1e-2  # std of delta's Gaussian start, per coordinate
+    step_size: float = 3e-2  # eta
     steps: int = 1  # K ascent steps
     norm: Literal["linf", "l2"] = "linf"
     level: Literal["token", "example"] = "token"
@@ -73,8 +82,8 @@ class SmoothnessConfig:
     #   gradient:  eta * g / ||g||, the code released with the papers (mt-dnn 4b92661, 0d6201e)
     #   normalize: (delta + eta g) / ||.||, mt-dnn master after the papers (cceaa00, f0b40b6); eps unused
     #   project:   Proj_eps(delta + eta g / ||g||), the papers' Algorithm 1; eps is the radius
-    constraint: Literal["gradient", "normalize", "project"] = "gradient"
-    eps: float = 1e-5
+    constraint: Literal["gradient", "normalize", "project"] = "project"
+    eps: float = 3e-2
     # Cut the perturbed passes from the graph below the site, as mt-dnn's ALUM (4b92661, f0b40b6) and SMART up to
     # 0d6201e do (from cceaa00 on, and on master, SMART's adversarial pass reaches the embeddings): the
     # smoothness term then trains the layers above where delta enters, and nothing below.

@@ -138,7 +138,7 @@ def test_normalize_rule_with_published_sizes_is_the_normalised_random_start():
     """What mt-dnn f0b40b6/cceaa00 do with sigma=1e-5, eta=1e-3: eta * g, g averaged over rows, is far
     below the noise, so delta is the random start rescaled to unit l-inf norm per token."""
     model, forward, batch = setup("mlm")
-    method = build_method("alum", {"constraint": "normalize"})
+    method = build_method("alum", {"constraint": "normalize", "sigma": 1e-5, "step_size": 1e-3})
     run_step(method, model, forward, batch, apply=False)
     torch.manual_seed(11)
     start = torch.randn(*batch["input_ids"].shape, 32) * 1e-5 * real_tokens(batch)

@@ -205,7 +205,7 @@ class Method:
             return
         self.warned_rounding = True
         options = " and ".join(f"adversarial.options.{self.name}.{o}" for o in self.size_options) or "its size"
-        log.warning(f"{self.name}: delta mostly rounds away in {str(dtype).removeprefix('torch.')} at the "
+        log.warning(f"{self.name}'s delta mostly rounds away in {str(dtype).removeprefix('torch.')} at the "
                     f"'{self.site}' site (cosine {report.delta_cosine:.2f} between delta and the change it made, "
                     f"{report.delta_lost:.0%} of tokens unchanged, |delta| {report.delta_norm:.2g} per token): "
                     f"raise {options}")

@@ -4,6 +4,7 @@ Only rank 0 writes; every rank may call (the others do nothing)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -68,6 +69,25 @@ def say(message: str) -> None:
     """A line on the console from rank 0 alone, printed above any progress bar rather than through it."""
     if _is_main():
         tqdm.write(message)
+
+
+class _SayHandler(logging.Handler):
+    """The perturbation core's one-line messages (the `alum` logger: a delta that rounds away) go to the console
+    as every other line does: from rank 0, above the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(f"{record.name}: {record.getMessage()}")
+
+
+def route_core_messages() -> None:
+    """Once per process: the `alum` logger's records through `say`, not through the root logger."""
+    logger = logging.getLogger("alum")
+    if not any(isinstance(h, _SayHandler) for h in logger.handlers):
+        logger.addHandler(_SayHandler())
+        logger.propagate = False
+
+
+route_core_messages()
 
 
 def progress_bar(total: int, desc: str, initial: int = 0) -> tqdm:

@@ -62,6 +62,7 @@ def test_seed_logs_hold_training_and_dev_records(compared):
     dev = [r for r in records if "dev_accuracy" in r]
     assert [r["step"] for r in train] == [1, 2, 3, 4, 5, 6]
     assert all(r["adv_loss"] is not None and r["delta_norm"] > 0 for r in train)  # SMART's term is on
+    assert all(r["delta_effective"] > 0 and r["delta_lost"] == 0 and r["delta_cosine"] > 0.99 for r in train)
     assert [r["step"] for r in dev] == [3, 6]
     assert "best_attack_accuracy" in records[-1]
 

@@ -38,6 +38,7 @@ def test_smart_trains_moves_its_teacher_and_logs_its_term(tmp_path):
     assert not torch.equal(teacher.classifier.weight, model.classifier.weight)  # but lags the student
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 3 and all(h["adv_loss"] > 0 and h["delta_norm"] > 0 for h in logs)
+    assert all(h["delta_effective"] > 0 and h["delta_cosine"] > 0.99 for h in logs)  # what reached the model
 
 
 def test_single_pass_adversarial_term_changes_the_update(tmp_path):

@@ -85,8 +85,10 @@ def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenize
     train = [r for r in records if "phase" in r]
     assert [r["phase"] for r in train] == ["standard"] * 3 + ["adversarial"] * 3
     adversarial = train[-1]
-    for key in ("loss", "adv_loss", "delta_norm", "adv_skipped", "lr", "tokens_per_s", "step_time"):
+    for key in ("loss", "adv_loss", "delta_norm", "delta_effective", "delta_lost", "delta_cosine", "adv_skipped", "lr",
+                "tokens_per_s", "step_time"):
         assert key in adversarial, key
+    assert adversarial["delta_effective"] > 0 and adversarial["delta_cosine"] > 0.99  # float32: delta arrives whole
     assert {"val_loss", "val_perplexity", "val_accuracy"} <= set(records[-1])
     assert Path(result["loss_curve"]).stat().st_size > 10_000
     model = AutoModelForMaskedLM.from_pretrained(result["export"])

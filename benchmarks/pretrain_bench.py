@@ -10,7 +10,8 @@ Precision `auto` is bf16 on a CUDA device and fp32 on a CPU; `--batch` and `--se
    transformers.Trainer doing MLM the run_mlm way (collator, full-vocabulary head), same model, data,
    sequence length and batch. Tokens/s from the median step time after warm-up; both include collation.
 2. ALUM step cost: one ALUM update (K=1) against one standard update of the same engine, interleaved so
-   that drift in the machine's speed hits both alike. The floor by counting passes is 8/3 = 2.67.
+   that drift in the machine's speed hits both alike. The floor by counting passes is 8/3 = 2.67. R-Drop's
+   update (two full passes) in the same rotation: its floor is 2.
 3. Peak memory of a standard and an ALUM step, each in a fresh subprocess (CPU: peak RSS growth; GPU:
    torch.cuda.max_memory_allocated).
 
@@ -114,7 +115,7 @@ def collator(seed: int = 0):
     return c
 
 
-def ours_engine(setup: Setup, method_name: str):
+def ours_engine(setup: Setup, method_names: tuple[str, ...]):
     from alum.adversarial import Target, build_method
     from alum.training.deepspeed_config import EngineConfig
     from alum.training.engine import EngineTrainer, build_engine
@@ -124,7 +125,7 @@ def ours_engine(setup: Setup, method_name: str):
     engine = build_engine(make_model(setup), OptimConfig(lr=1e-4, warmup=0),
                           EngineConfig(precision=setup.precision, micro_batch_size=setup.batch), 10**6)
     target = Target(engine.module, mlm_forward)
-    methods = {name: build_method(name) for name in ("none", method_name)}
+    methods = {name: build_method(name) for name in ("none", *method_names)}
     trainers = {name: EngineTrainer(engine, m, target) for name, m in methods.items()}
     return engine, trainers
 
@@ -146,11 +147,11 @@ def sync():
 
 
 def time_ours(setup: Setup, steps: int, warmup: int) -> dict:
-    engine, trainers = ours_engine(setup, "alum")
+    engine, trainers = ours_engine(setup, ("rdrop", "alum"))
     data = ours_batches(setup, engine.device)
-    times = {"none": [], "alum": []}
+    times = {name: [] for name in trainers}
     for i in range(warmup + steps):
-        for name in ("none", "alum"):  # interleaved: both see the same machine
+        for name in trainers:  # interleaved: all see the same machine
             sync()
             start = time.perf_counter()
             trainers[name].update([next(data)])
@@ -158,8 +159,10 @@ def time_ours(setup: Setup, steps: int, warmup: int) -> dict:
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
     standard, alum = statistics.median(times["none"]), statistics.median(times["alum"])
+    rdrop = statistics.median(times["rdrop"])
     return {"standard_step_s": standard, "alum_step_s": alum, "tokens_per_s": setup.tokens / standard,
             "alum_tokens_per_s": setup.tokens / alum, "alum_over_standard": alum / standard,
+            "rdrop_step_s": rdrop, "rdrop_over_standard": rdrop / standard,
             "attn_implementation": engine.module.config._attn_implementation}
 
 
@@ -197,7 +200,7 @@ def time_trainer(setup: Setup, steps: int, warmup: int) -> dict:
 
 def peak_memory(setup: Setup, method: str, steps: int) -> float:
     """MiB: peak GPU allocation, or peak RSS growth of this process on CPU."""
-    engine, trainers = ours_engine(setup, method)
+    engine, trainers = ours_engine(setup, (method,))
     data = ours_batches(setup, engine.device)
     trainers["none"].update([next(data)])  # optimizer state exists in both measurements
     if torch.cuda.is_available():
@@ -327,13 +330,13 @@ def main() -> None:
             "alum_utilisation": utilisation(setup, ours["alum_tokens_per_s"], peak, work=8 / 3),
             "trainer_utilisation": utilisation(setup, hf["tokens_per_s"], peak),
             "speedup_vs_trainer": ours["tokens_per_s"] / hf["tokens_per_s"],
-            "alum_over_standard": ours["alum_over_standard"],
+            "alum_over_standard": ours["alum_over_standard"], "rdrop_over_standard": ours["rdrop_over_standard"],
             "peak_memory_mib": {"standard": mem["none"], "alum": mem["alum"], "alum_over_standard": mem["alum"] / max(mem["none"], 1e-9)},
         }
         r = results["shapes"][shape]
         print(f"[{shape}] batch {setup.batch} x {setup.seq}, {setup.precision}: ours {ours['tokens_per_s']:.0f} tok/s, "
               f"Trainer {hf['tokens_per_s']:.0f} tok/s -> {r['speedup_vs_trainer']:.2f}x; ALUM step / standard step = "
-              f"{r['alum_over_standard']:.2f}; peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB; "
+              f"{r['alum_over_standard']:.2f}, R-Drop {r['rdrop_over_standard']:.2f}; peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB; "
               f"{json.dumps(r['utilisation'])}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))

@@ -4,7 +4,7 @@
     python experiments/compare_update_rules.py report    # the tables of docs/update-rules.md
 
 The three rules of `alum.adversarial.functional.ascent_step`, each with its reference:
-  gradient   delta = eta g / ||g||                 mt-dnn 4b92661 (ALUM) and 5af3326 (SMART), released with the papers
+  gradient   delta = eta g / ||g||                 mt-dnn 4b92661 (ALUM) and 0d6201e (SMART), released with the papers
   normalize  delta = (noise + eta g) / ||.||       mt-dnn cceaa00 (SMART) and f0b40b6 (ALUM), after the papers
   project    delta = Proj_eps(noise + eta g/||g||) the papers' Algorithm 1 (eps = 1e-5)
 and the released rule again with the clean pass's dropout masks replayed in the perturbed passes.
@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import finetune_minilm  # noqa: E402
 import reproduce_alum as R  # noqa: E402
 
+PAPERS = {"sigma": 1e-5, "step_size": 1e-3, "eps": 1e-5}  # the sizes these runs used (no longer the defaults)
 RULES = {  # name -> the options it sets (the rest are the method's defaults, detach_embeddings=true for all)
-    "gradient": {"constraint": "gradient", "share_dropout": "false"},
-    "normalize": {"constraint": "normalize", "share_dropout": "false"},
-    "project": {"constraint": "project", "share_dropout": "false"},
-    "gradient-shared": {"constraint": "gradient", "share_dropout": "true"},
+    "gradient": {"constraint": "gradient", "share_dropout": "false", **PAPERS},
+    "normalize": {"constraint": "normalize", "share_dropout": "false", **PAPERS},
+    "project": {"constraint": "project", "share_dropout": "false", **PAPERS},
+    "gradient-shared": {"constraint": "gradient", "share_dropout": "true", **PAPERS},
 }
 PRETRAIN_RULES = ("gradient", "normalize", "project")
 

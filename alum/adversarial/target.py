@@ -105,15 +105,14 @@ class EmbeddingPerturbation:
         finally:
             handle.remove()
 
-
     def effective(self, delta: Tensor, site: str = "words") -> Tensor | None:
         """The change `delta` makes to the site's output as the next layer receives it, in float32 (float64 for a
         float64 model): delta after the rounding of the addition, and of autocast's cast to its half precision.
         Measured against the site's output in the last pass that perturbed it; None before any.
 
         A delta below the resolution of the activations it is added to changes nothing: in bfloat16 (8
-        significant bits) a coordinate of size 0.3 moves only by steps of 2^-10, and a smaller addition rounds
-        back to the same number."""
+        significant bits) a coordinate of size 0.3 moves only in steps of 2^-9, and an addition of less than half
+        a step rounds back to the same number."""
         seen = self._seen.get(site)
         if seen is None or seen[0].shape != delta.shape:
             return None

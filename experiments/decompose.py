@@ -140,8 +140,10 @@ def jobs(args) -> list[R.Job]:
 
 PRECISIONS = ("fp32", "bf16-autocast", "bf16-weights", "fp16-autocast", "fp16-weights")
 MODES = ("eval", "shared", "fresh")  # no dropout; dropout masks shared between the passes; fresh masks
-SIZES = [("gradient", 1e-5, 1e-3)] + [("project", s, e) for s, e in
-                                      [(1e-5, 1e-3), (1e-3, 3e-3), (3e-3, 1e-2), (1e-2, 3e-2), (3e-2, 1e-1)]]
+# The released rule at the papers' sizes and at the chosen ones (where its 1e-6 guard, not eta, sets delta's size
+# once the masks are shared), and the papers' Algorithm 1 (`project`) at growing sizes, eps = eta.
+SIZES = [("gradient", 1e-5, 1e-3), ("gradient", 1e-2, 3e-2)] + [
+    ("project", s, e) for s, e in [(1e-5, 1e-3), (1e-3, 3e-3), (3e-3, 1e-2), (1e-2, 3e-2), (3e-2, 1e-1)]]
 FP16_LOSS_SCALE = 2.0 ** 16  # DeepSpeed's and torch.amp's first dynamic loss scale: what an fp16 run lends
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from alum.adversarial import Target, build_method
-from support.models import make_batch, setup, tiny_classifier
+from support.models import classification_forward, make_batch, setup, tiny_classifier
 from support.trainers import RecordingTrainer
 
 
@@ -75,3 +75,23 @@ def test_smart_runs_on_a_float64_model_with_a_float64_teacher():
         clean = forward(model, batch)
         (term,) = method.extra_terms(target, batch, type("Clean", (), {"out": clean, "random_state": None})())
         assert float(term) == 0.0
+
+
+def test_bregman_term_at_the_teachers_birth_is_zero_in_float32_and_rounding_in_half_precision():
+    """The teacher equals the student at birth and replays its masks: the term is exactly 0 for a float32
+    student. A bf16 or fp16 student's teacher is float32 run under autocast, so the two compute the same
+    function along different roundings (LayerNorm in float32 against half precision): small, not 0."""
+    from alum.adversarial import dropout
+    from alum.adversarial.base import CleanPass
+
+    for dtype, low, high in ((torch.float32, 0.0, 0.0), (torch.bfloat16, 1e-12, 1e-6), (torch.float16, 1e-14, 1e-8)):
+        model = tiny_classifier("bert").train().to(dtype)
+        target = Target(model, classification_forward)
+        method = build_method("smart")
+        method.setup(target, total_updates=10)
+        method.teacher = method.new_teacher()
+        batch = make_batch(0)
+        masks = dropout.capture(torch.device("cpu"))
+        clean = CleanPass(classification_forward(model, batch), None, None, masks)
+        (term,) = method.extra_terms(target, batch, clean)
+        assert low <= float(term.detach()) <= high, dtype

@@ -5,6 +5,7 @@ on the real MiniLM and in the small pretraining reproduction (docs/decomposition
     python experiments/decompose.py run [--seeds 3]   # the fine-tuning arms and the pretraining forks
     python experiments/decompose.py timing sst2       # each arm's time per update against none, side by side
     python experiments/decompose.py report            # the tables of docs/decomposition.md
+    python experiments/decompose.py first-release     # SMART's first release (mt-dnn 5af3326) against 0d6201e
 
 The fine-tuning arms, at equal alpha (1) and mu (1), every option written out (not left to the defaults):
 
@@ -223,6 +224,56 @@ def sweep_line(r: dict) -> str:
             f"{r['delta_norm']:.2e} | {r['float64_delta_norm']:.2e} |")
 
 
+# ---- SMART's first release: how far its rule is from the one released a day later ----
+
+def first_release(args) -> int:
+    """mt-dnn 5af3326 perturbed by E + eta * (noise + g_hat), 0d6201e by E + eta * g_hat (g_hat = g / (||g||_inf
+    + guard) per token, g the gradient of KL(clean || adv) at E + noise). How much the kept eta * noise moves
+    delta, on MiniLM and SST-2 dev batches, at 5af3326's command-line sizes (sigma 1e-3, guard 1e-5) and at
+    ALUM's (1e-5, 1e-6), with dropout (train mode) and without."""
+    import torch
+    import torch.nn.functional as F
+
+    from alum.adversarial import Target
+    from alum.finetune.model import make_forward
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    model_dir = R.minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lines = (Path(args.glue) / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:33]
+    encoded = tokenizer([line.split("\t")[0] for line in lines], padding=True, truncation=True, max_length=64,
+                        return_tensors="pt")
+    batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    forward = make_forward(model, regression=False)
+    target = Target(model, forward)
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    dim = target.perturbation.block_dim
+    for train in (True, False):
+        model.train(train)
+        for sigma, guard in ((1e-3, 1e-5), (1e-5, 1e-6)):
+            moved, cosines = [], []
+            for seed in range(4):
+                torch.manual_seed(seed)
+                with torch.no_grad():
+                    clean = forward(model, batch).logits
+                noise = (torch.randn(*batch["input_ids"].shape, dim) * sigma * mask).requires_grad_()
+                with target.perturbation.applied(noise, "embeddings", detach=True):
+                    adv = forward(model, batch).logits
+                kl = F.kl_div(F.log_softmax(adv.float(), -1), F.softmax(clean.float(), -1), reduction="batchmean")
+                (g,) = torch.autograd.grad(kl, noise)
+                g_hat = g / (g.abs().amax(-1, keepdim=True) + guard)
+                later, first = 1e-3 * g_hat * mask, 1e-3 * (noise.detach() + g_hat) * mask
+                moved.append(float((first - later).norm() / later.norm()))
+                cosines.append(float((first * later).sum() / (first.norm() * later.norm())))
+            print(f"{'train' if train else 'eval '} sigma {sigma:g}, guard {guard:g}: 5af3326's delta differs from "
+                  f"0d6201e's by {min(moved):.3g}-{max(moved):.3g} of its norm, cosine {min(cosines):.3f}-"
+                  f"{max(cosines):.3f} (4 batches of 32)")
+    return 0
+
+
 # ---- time per update, side by side ----
 
 def timing(args) -> int:
@@ -372,9 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--updates", type=int, default=4, help="updates per arm per round")
     t.add_argument("--rounds", type=int, default=3)
     t.set_defaults(go=timing)
+    f = sub.add_parser("first-release")
+    f.set_defaults(go=first_release)
     p = sub.add_parser("report")
     p.set_defaults(go=report)
-    for each in (r, s, t, p):
+    for each in (r, s, t, f, p):
         each.add_argument("--out", default=str(OUT))
         each.add_argument("--glue", default=str(R.SHARED / "glue"))
         each.add_argument("--threads", type=int, default=1)

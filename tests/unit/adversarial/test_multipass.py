@@ -500,6 +500,26 @@ def test_yopo_first_inner_gradient_is_the_true_gradient_in_train_mode():
         assert cosine > 0.99999
 
 
+def test_yopo_leaves_the_random_streams_where_its_full_passes_left_them():
+    """The inner steps replay the embedding block's masks, drawn after delta's random start and followed by
+    the encoder's: after the step the streams are where the random start and the full passes alone leave
+    them (a replay that did not restore them would start the next pass inside the last one's masks)."""
+    model, batch = tiny_classifier("bert").train(), make_batch(8)
+    outer = 2
+    method = build_method("yopo", {"outer": outer, "inner": 2, "eps": 0.5, "step_size": 0.2})
+    torch.manual_seed(3)
+    method.step(Target(model, classification_forward), batch, RecordingTrainer(model))
+    after = torch.rand(4)
+    # the same draws with no replay: the random start, then the full passes (their values do not change
+    # how many numbers they draw)
+    torch.manual_seed(3)
+    reference_uniform_in_ball(word_shape(model, batch), 0.5, "l2", "example", real_tokens(batch))
+    with torch.no_grad():
+        for _ in range(outer):
+            task_loss(model, batch)
+    assert torch.equal(after, torch.rand(4))
+
+
 # --- shared: padding, the fp16 loss scale --------------------------------------------------------------
 
 

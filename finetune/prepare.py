@@ -8,8 +8,9 @@ from pathlib import Path
 
 from alum.errors import UserError
 from alum.training.hf_dirs import check_model_dir, load_tokenizer
+from alum.training.metrics import say
 from alum.finetune.config import FinetuneConfig
-from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split
+from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split, unknown_warning
 from alum.finetune.model import check_pair, load_config
 from alum.finetune.tasks import TaskConfig
 
@@ -66,4 +67,7 @@ def prepare(cfg: FinetuneConfig) -> Prepared:
     train_labels, dev_labels = label_ids(task, train_split), label_ids(task, dev_split)  # every row checked
     train = encode(train_split, train_labels, tokenizer, max_len).subset(cfg.data.train_subset, cfg.data.subset_seed)
     dev = encode(dev_split, dev_labels, tokenizer, max_len).subset(cfg.data.dev_subset, cfg.data.subset_seed)
+    unknown = unknown_warning(train, tokenizer, f"the training file {train_split.path}")
+    if unknown:
+        say(f"warning: {unknown}")
     return Prepared(cfg, task, model_dir, tokenizer, train, dev)

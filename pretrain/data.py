@@ -25,6 +25,7 @@ from alum.pretrain import prepare, shards, stream
 from alum.pretrain.config import DataConfig, MaskingConfig
 from alum.pretrain.packing import Packer, backend, rows
 from alum.training import distributed
+from alum.training.metrics import say
 
 
 def corpus_files(cfg: DataConfig) -> list[Path]:
@@ -95,9 +96,8 @@ def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
             manifest = prepare.prepare(files, cfg.tokenizer, directory, block_size=cfg.block_size,
                                        whole_word=whole_word, text_column=cfg.text_column, strict=cfg.strict,
                                        num_proc=cfg.num_proc, progress=True)
-            prepare.check_not_empty(manifest, directory)
-            print(f"prepared corpus: built {directory} ({manifest['blocks']} blocks) in "
-                  f"{time.perf_counter() - started:.1f}s on rank {distributed.rank()}", flush=True)
+            print(f"prepared corpus: built {directory} ({manifest['blocks']} blocks; {prepare.skipped_lines(manifest)}) "
+                  f"in {time.perf_counter() - started:.1f}s on rank {distributed.rank()}", flush=True)
         distributed.barrier()
         manifest = shards.read_manifest(directory)
         if distributed.world_size() > 1:  # one line per process: which built, which only read, and what
@@ -108,6 +108,9 @@ def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
                             "`alum prepare` there and pass --data-dir")
     shards.check(manifest, directory, tokenizer=cfg.tokenizer, block_size=cfg.block_size, whole_word=whole_word,
                  files=files if cfg.prepared is not None else None)
+    unknown = prepare.unknown_warning(manifest)
+    if unknown:
+        say(f"warning: {unknown}")
     return directory
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from alum.commands.flags import Flag, add_flags, flag_values
 
@@ -94,8 +95,11 @@ def run_prepare(args) -> int:
     manifest = prepare.prepare(files, args.tokenizer, output, block_size=args.block_size, whole_word=args.whole_word,
                                text_column=args.text_column, strict=args.strict, num_proc=args.num_proc,
                                progress=not args.no_progress)
-    prepare.check_not_empty(manifest, output)
     print(f"prepared {output}: {manifest['blocks']:,} blocks of {manifest['block_size']} tokens from "
-          f"{manifest['text_bytes'] / 1e6:,.1f} MB of text in {len(manifest['shards'])} shard(s), "
+          f"{manifest['text_bytes'] / 1e6:,.1f} MB of text ({manifest['texts']:,} texts, "
+          f"{prepare.skipped_lines(manifest)}) in {len(manifest['shards'])} shard(s), "
           f"{manifest['processes']} process(es), {manifest['seconds']:.1f}s; train with --data-dir {output}")
+    unknown = prepare.unknown_warning(manifest)
+    if unknown:
+        print(f"alum prepare: warning: {unknown}", file=sys.stderr)
     return 0

@@ -95,6 +95,45 @@ def test_prepare_into_a_path_under_a_file_is_a_one_line_error(tmp_path, tokenize
     assert taken.read_text() == "mine"
 
 
+def prepare_cli(tokenizer, files, output, capsys, *extra) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["prepare", "--tokenizer", str(tokenizer), "--files", *map(str, files), "--output", str(output),
+                 "--block-size", "16", "--num-proc", "1", "--no-progress", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prepare_counts_skipped_lines_even_when_there_are_none(tmp_path, tokenizer_dir, small_corpus, capsys):
+    code, out, _ = prepare_cli(tokenizer_dir, [small_corpus], tmp_path / "clean", capsys)
+    assert code == 0 and "(200 texts, 0 undecodable lines skipped)" in out, out
+    mixed = tmp_path / "mixed.txt"
+    lines = small_corpus.read_bytes().splitlines(keepends=True)
+    mixed.write_bytes(b"".join(lines[:2] + [b"\xff\xfe bad\n"] + lines[2:9] + [b"bad \xc3\n"] + lines[9:]))
+    code, out, _ = prepare_cli(tokenizer_dir, [mixed], tmp_path / "mixed", capsys)
+    assert code == 0 and f"2 undecodable lines skipped, the first at {mixed}:3" in out, out
+
+
+def test_a_corpus_the_tokenizer_cannot_represent_is_warned_with_its_share(tmp_path, tokenizer_dir, model_dir,
+                                                                         small_corpus, capsys):
+    # model_dir's tokenizer is word-level, trained on SST-2 sentences: most WikiText words are unknown to it
+    code, _, err = prepare_cli(model_dir, [small_corpus], tmp_path / "unfit", capsys)
+    manifest = json.loads((tmp_path / "unfit" / "manifest.json").read_text())
+    share = manifest["unknown_tokens"] / manifest["text_tokens"]
+    assert code == 0 and share > 0.3
+    assert err.strip() == (f"alum prepare: warning: {share:.1%} of the tokens of the corpus are the unknown token "
+                           f"'[UNK]' ({manifest['unknown_tokens']:,} of {manifest['text_tokens']:,}): the tokenizer "
+                           "does not fit this text")
+    code, _, err = prepare_cli(tokenizer_dir, [small_corpus], tmp_path / "fit", capsys)  # byte-level BPE: none
+    assert code == 0 and not err.strip()
+    # pretraining from the unfit corpus says so too, in its log
+    cfg = tiny_config(tmp_path / "run", model_dir, small_corpus, max_steps=3, **{
+        "data.prepared": str(tmp_path / "unfit"), "data.files": "[]", "data.block_size": 16,
+        "adversarial.preflight": "false"})
+    capsys.readouterr()
+    pretrain_train.run(cfg)
+    assert f"warning: {share:.1%} of the tokens of the corpus are the unknown token" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     cache = tmp_path / "cache"

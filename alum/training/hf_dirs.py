@@ -56,10 +56,10 @@ def check_vocabulary(tokenizer, path: Path, key: str | None = None) -> None:
     config.json alone, with no tokenizer file in the directory: its vocabulary is the special tokens, and
     every word of every text becomes the unknown token."""
     specials = len(set(tokenizer.all_special_ids))
-    files = path.is_file() or any((path / name).is_file() for name in VOCABULARY_FILES)
-    if files and len(tokenizer) > specials:
+    if len(tokenizer) > specials:
         return
-    what = "no tokenizer files (" + ", ".join(VOCABULARY_FILES) + ")" if not files else "no vocabulary"
+    files = path.is_file() or any((path / name).is_file() for name in VOCABULARY_FILES)
+    what = "no vocabulary" if files else "no tokenizer files (" + ", ".join(VOCABULARY_FILES) + ")"
     raise UserError(
         f"'{path}' holds {what}{_named_by(key)}: the tokenizer made from it has its {specials} special tokens "
         f"alone, so every word would be {tokenizer.unk_token or 'unknown'}; name a tokenizer directory (from "

@@ -40,7 +40,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     replace = check_output(output, checkpoints, resume, overwrite)  # a run there is removed only once all is checked
     switch = cfg.switch_step()
     if not 0 <= switch <= cfg.max_steps:
-        raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
+        raise UserError(f"{cfg.adversarial.start_key} puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
     standard = build_method("none")
     adversary = build_methods([cfg.adversarial.method], cfg.adversarial.options, "config",
                               cfg.engine.grad_accum, zero_stage(cfg.engine, cfg.optim))[cfg.adversarial.method]
@@ -50,6 +50,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         raise UserError("data.tokenizer is not set (a tokenizer directory, e.g. from `alum tokenizer train`)")
 
     say(f"alum pretrain: resolved config\n{dump_yaml(cfg)}")
+    say(schedule(cfg, adversary.name, switch))
     rng.seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.data.tokenizer, "data.tokenizer")
     model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
@@ -73,6 +74,10 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         check_world_size(checkpoints.latest())
         state = Checkpointer.load(engine, checkpoints.latest(), generators)
         step, counters = state["step"], state["counters"]
+        if state.get("switch", switch) != switch:
+            raise UserError(f"{cfg.adversarial.start_key} puts the switch at step {switch}, but {checkpoints.latest()} "
+                            f"was trained to switch at step {state['switch']}: resume with the same schedule "
+                            f"(adversarial.start_step={state['switch']})")
         order.load(state["data"])
         adversary.load_state_dict(state["adversary"])
         say(f"resumed from {checkpoints.latest()} at step {step}")
@@ -99,7 +104,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
 
     def save(at_step: int) -> None:
         state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict(),
-                 "world_size": distributed.world_size()}
+                 "world_size": distributed.world_size(), "switch": switch}
         path = checkpoints.save(engine, at_step, state, generators)
         say(f"checkpoint: {path}")
 
@@ -113,6 +118,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             log.close()
             return {"step": step, "stopped": True}
         adversarial = step >= switch
+        if step == switch:
+            say(f"step {step + 1} of {cfg.max_steps}: switching from masked LM to '{adversary.name}'")
         started = time.perf_counter()
         micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
         reports, stepped = trainers[adversarial].update(micro_batches)
@@ -152,13 +159,23 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         records = read_metrics(output / "metrics.jsonl")
         switched = switch < cfg.max_steps
         png = plots.loss_curve(records, output / "loss_curve.png", switch if switched else None,
-                               f"MLM pretraining, {adversary.name} from step {switch}" if switched else "MLM pretraining")
+                               f"MLM pretraining, {adversary.name} from step {switch + 1}" if switched else "MLM pretraining")
         final = {"step": step, "export": str(export), "loss_curve": str(png),
                  **{k: v for r in records for k, v in r.items() if k.startswith("val_")}}
         (output / "final_metrics.json").write_text(json.dumps(final, indent=2))
         say(f"exported {export} (AutoModelForMaskedLM / AutoTokenizer); loss curve {png}")
     log.close()
     return final
+
+
+def schedule(cfg: PretrainConfig, method: str, switch: int) -> str:
+    """What the run will do, step by step, and the key that decided it."""
+    total = cfg.max_steps
+    if switch >= total:
+        why = "adversarial.method=none" if method == "none" else f"{cfg.adversarial.start_key} puts the switch at the end"
+        return f"schedule: masked LM for all {total} steps ({why})"
+    standard = f"masked LM for steps 1-{switch}, then " if switch else ""
+    return f"schedule: {standard}'{method}' for steps {switch + 1}-{total} ({cfg.adversarial.start_key})"
 
 
 def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrite: bool) -> bool:

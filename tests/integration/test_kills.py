@@ -31,7 +31,7 @@ TIMING = {"tokens_per_s", "step_time", "adv_time_share"}
 
 def run_args(tokenizer: Path, output: Path, cache: Path) -> list[str]:
     return pretrain_args(
-        tokenizer, output, 4, 0, "--max-steps", str(STEPS), "adversarial.start=6", "eval_every=6", "save_every=1",
+        tokenizer, output, 4, 0, "--max-steps", str(STEPS), "adversarial.start_step=6", "eval_every=6", "save_every=1",
         "keep_checkpoints=2", f"data.cache_dir={cache}",
         "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}",
     )

@@ -39,6 +39,11 @@ def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, smal
     stopped = pretrain_train.run(parts)
     assert stopped == {"step": 2, "stopped": True}
     assert not (Path(parts.output) / "final").exists()
+    moved = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, max_steps=8)  # half of 8: the switch at 4
+    moved.adversarial.start_step, moved.adversarial.start_fraction = None, 0.5
+    with pytest.raises(UserError, match=r"adversarial.start_fraction=0.5 puts the switch at step 4, but .*step-00000002 "
+                                        r"was trained to switch at step 3"):
+        pretrain_train.run(moved, resume=True)
     parts.stop_after = None
     pretrain_train.run(parts, resume=True)
 
@@ -47,23 +52,28 @@ def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, smal
     assert log == (Path(whole.output) / "metrics.jsonl").read_text().splitlines() or _same_but_timing(log, whole)
 
 
-@pytest.mark.parametrize("stop_after", [2, 4])  # before the switch (no teacher yet), after it
-def test_smart_teacher_is_born_at_the_switch_and_resumes_exactly(tmp_path, tokenizer_dir, small_corpus, stop_after):
+@pytest.mark.parametrize("method, stop_after", [("smart", 2), ("smart", 4), ("freeat", 4)])
+def test_method_state_travels_in_checkpoints_and_resumes_exactly(tmp_path, tokenizer_dir, small_corpus, method,
+                                                                 stop_after):
     """SMART as the pretraining method: its teacher is the model at the switch (step 3), its beta schedule
-    counts the 3 adversarial updates, and a run stopped on either side of the switch resumes bit-identical."""
-    smart = {"adversarial.method": "smart", "adversarial.options": "{}"}
-    whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, **smart)
+    counts the 3 adversarial updates, and a run stopped on either side of the switch resumes bit-identical.
+    FreeAT: the delta it carries from batch to batch comes back from the checkpoint."""
+    options = {"adversarial.method": method, "adversarial.options": "{}"}
+    whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, **options)
     pretrain_train.run(whole)
-    parts = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, stop_after=stop_after, **smart)
+    parts = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, stop_after=stop_after, **options)
     pretrain_train.run(parts)
     parts.stop_after = None
     pretrain_train.run(parts, resume=True)
 
     assert_same_weights(final_weights(whole), final_weights(parts))
-    teachers = [torch.load(Path(c.output) / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
-                ["adversary"]["teacher"] for c in (whole, parts)]
-    assert teachers[0]["updates"] == 3 and teachers[1]["updates"] == 3
-    assert_same_weights(teachers[0]["weights"], teachers[1]["weights"])
+    states = [torch.load(Path(c.output) / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
+              ["adversary"] for c in (whole, parts)]
+    assert_same_state(states[0], states[1])
+    if method == "smart":
+        assert states[0]["teacher"]["updates"] == 3
+    else:
+        assert states[0]["carried"].abs().sum() > 0
 
 
 def _same_but_timing(log, whole):
@@ -74,16 +84,21 @@ def _same_but_timing(log, whole):
     return strip(log) == strip((Path(whole.output) / "metrics.jsonl").read_text().splitlines())
 
 
-def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenizer_dir, small_corpus):
+def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenizer_dir, small_corpus, capsys):
     import json
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
+    capsys.readouterr()
     result = pretrain_train.run(cfg)
     records = [json.loads(x) for x in (Path(cfg.output) / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "phase" in r]
     assert [r["phase"] for r in train] == ["standard"] * 3 + ["adversarial"] * 3
+    # the schedule at start, and one line at the switch, as the phases in the log have it
+    out = capsys.readouterr().out.splitlines()
+    assert "schedule: masked LM for steps 1-3, then 'alum' for steps 4-6 (adversarial.start_step=3)" in out
+    assert [line for line in out if "switching" in line] == ["step 4 of 6: switching from masked LM to 'alum'"]
     adversarial = train[-1]
     for key in ("loss", "adv_loss", "delta_norm", "adv_skipped", "lr", "tokens_per_s", "step_time"):
         assert key in adversarial, key
@@ -332,7 +347,7 @@ def test_an_update_whose_every_micro_batch_is_non_finite_is_skipped(tmp_path, to
     "overrides,message",
     [
         ({"data.files": "[/nonexistent/corpus.txt]"}, "corpus path '/nonexistent/corpus.txt' not found"),
-        ({"adversarial.start": "50"}, "switch at step 50, beyond max_steps=6"),
+        ({"adversarial.start_step": "50"}, "adversarial.start_step=50 puts the switch at step 50, beyond max_steps=6"),
         ({"adversarial.method": "almu"}, "unknown method 'almu'"),
         ({"adversarial.options.alum.alpah": "3"}, "unknown key 'adversarial.options.alum.alpah'"),
         ({"adversarial.options": "{alpha: 3}"}, "adversarial.options.alpha: unknown method"),
@@ -405,7 +420,7 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
     encoder = tmp_path / "encoder"
     BertModel(BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(encoder)
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"model.path": str(encoder), "adversarial.start": 1})
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"model.path": str(encoder), "adversarial.start_step": 1})
     pretrain_train.run(cfg)
     out = capsys.readouterr()
     assert "has no MLM head: initialised cls randomly" in out.out + out.err
@@ -547,7 +562,7 @@ def test_wandb_logs_offline_by_default(tmp_path, tokenizer_dir, small_corpus, mo
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start": 1,
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start_step": 1,
                       "wandb.enabled": "true", "wandb.name": "tiny-default"})
     assert cfg.wandb.mode == "offline"  # the shipped default
     pretrain_train.run(cfg)

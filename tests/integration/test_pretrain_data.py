@@ -138,7 +138,7 @@ def test_a_corpus_the_tokenizer_cannot_represent_is_warned_with_its_share(tmp_pa
 def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     cache = tmp_path / "cache"
     result = two(*pretrain_args(tokenizer_dir, tmp_path / "run", 4, 0, f"data.cache_dir={cache}", "--max-steps", "2",
-                                "adversarial.start=1"))
+                                "adversarial.start_step=1"))
     built = [line for line in result.stdout.splitlines() if "prepared corpus: built" in line]
     reads = [line for line in result.stdout.splitlines() if "prepared corpus: rank" in line]
     assert len(built) == 1 and "on rank 0" in built[0], result.stdout[-3000:]

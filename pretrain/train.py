@@ -27,7 +27,7 @@ from alum.training.hf_dirs import load_tokenizer
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.training.publish import check_directory, publish, staging
 from alum.pretrain.config import PretrainConfig
-from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, fixed_validation_batches
+from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
 from alum.pretrain.mlm import evaluate, mlm_forward
 from alum.pretrain.model import load_model
 
@@ -48,13 +48,14 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         switch = cfg.max_steps  # standard MLM throughout: no adversarial phase to log, plot or mark
     if cfg.data.tokenizer is None:
         raise UserError("data.tokenizer is not set (a tokenizer directory, e.g. from `alum tokenizer train`)")
+    check_data(cfg.data, cfg.masking.whole_word)  # before anything is built
 
     say(f"alum pretrain: resolved config\n{dump_yaml(cfg)}")
     say(schedule(cfg, adversary.name, switch))
     rng.seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.data.tokenizer, "data.tokenizer")
     model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
-    say(f"model: {origin}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
     masked = MaskedBatches(tokenizer, cfg.masking, seed=cfg.seed)
     micro = cfg.engine.micro_batch_size
@@ -80,7 +81,9 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
                             f"(adversarial.start_step={state['switch']})")
         order.load(state["data"])
         adversary.load_state_dict(state["adversary"])
-        say(f"resumed from {checkpoints.latest()} at step {step}")
+        say(f"model: {model.config.model_type}, {size}, resumed from {checkpoints.latest()} at step {step}")
+    else:
+        say(f"model: {origin}; {size}")
     if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
         preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
 

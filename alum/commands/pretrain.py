@@ -62,14 +62,21 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from alum.config import load_config
+    from alum.config import load_config, parse_override
     from alum.pretrain.config import PretrainConfig
+    from alum.pretrain.data import take_from_manifest
     from alum.pretrain.train import run as train
+    from alum.training.metrics import say
 
     given = flag_values(args, FLAGS)
     cfg = load_config(PretrainConfig, args.config, args.overrides, given, kind="pretrain")
-    if "data.prepared" in given and "data.files" not in given and not any(o.startswith("data.files=") for o in args.overrides):
+    on_command_line = {*given, *(parse_override(o)[0] for o in args.overrides)}
+    if "data.prepared" in given and "data.files" not in on_command_line:
         cfg.data.files = []  # --data-dir stands in for the preset's files; with --files too, they are checked
+    if cfg.data.prepared is not None:
+        taken = take_from_manifest(cfg.data, on_command_line)
+        if taken:
+            say(f"from the prepared corpus's manifest: {', '.join(taken)}")
     train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 

@@ -31,7 +31,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), f"{key} differs"
 
 
-def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, small_corpus):
+def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, small_corpus, capsys):
     whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus)
     pretrain_train.run(whole)
 
@@ -45,7 +45,11 @@ def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, smal
                                         r"was trained to switch at step 3"):
         pretrain_train.run(moved, resume=True)
     parts.stop_after = None
+    capsys.readouterr()
     pretrain_train.run(parts, resume=True)
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("model: ")]
+    assert said == [f"model: bert, 0.02M parameters, resumed from {Path(parts.output) / 'checkpoints' / 'step-00000002'} "
+                    "at step 2"]  # and not that a model was randomly initialised
 
     assert_same_weights(final_weights(whole), final_weights(parts))
     log = [line for line in (Path(parts.output) / "metrics.jsonl").read_text().splitlines()]
@@ -404,6 +408,29 @@ def test_fp16_without_a_gpu_is_a_one_line_error_before_any_work(tmp_path, tokeni
     assert code == 2 and "\n" not in err and "Traceback" not in captured.out + captured.err, err
     assert err.startswith("alum pretrain: error: engine.precision=fp16 needs a CUDA GPU") and "fp32" in err
     assert not (tmp_path / "run").exists()
+
+
+TINY_RUN = ["--max-steps", "2", "data.block_size=32", "data.validation=2", "engine.micro_batch_size=2",
+            "adversarial.preflight=false",
+            "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"]
+
+
+def test_a_preset_trains_on_its_shipped_corpus_from_any_directory(tmp_path, tokenizer_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the preset's data/corpus/... is the sample inside the package
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--output", "out",
+                 f"data.cache_dir={tmp_path / 'cache'}", *TINY_RUN])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
+
+
+def test_a_missing_corpus_is_found_before_anything_is_built(tmp_path, tokenizer_dir, monkeypatch, capsys):
+    for step in ("load_tokenizer", "load_model", "build_engine"):
+        monkeypatch.setattr(pretrain_train, step, lambda *a, **k: pytest.fail("built before the data was checked"))
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--output", str(tmp_path / "out"),
+                 "--files", str(tmp_path / "nope.txt"), *TINY_RUN])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.strip() == f"alum pretrain: error: corpus path '{tmp_path / 'nope.txt'}' not found"
+    assert "model:" not in out and not (tmp_path / "out").exists()
 
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path, tokenizer_dir, small_corpus):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from alum.cli import main
@@ -71,17 +72,39 @@ def test_prepared_corpus_trains_without_its_text_as_the_one_command_path(tmp_pat
     assert_same_weights(final_weights(from_dir), final_weights(one_command))
 
 
-def test_a_prepared_corpus_of_another_block_size_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):
+TINY_RUN = ["--max-steps", "2", "data.validation=2", "engine.micro_batch_size=2", "adversarial.preflight=false",
+            "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"]
+
+
+def test_a_prepared_corpus_of_another_block_size_is_refused_before_anything_is_built(tmp_path, tokenizer_dir,
+                                                                                     small_corpus, capsys, monkeypatch):
     prepared = tmp_path / "prepared"
     assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
                  str(prepared), "--block-size", "32", "--no-progress"]) == 0
     capsys.readouterr()
+    for step in ("load_tokenizer", "load_model", "build_engine"):  # the manifest is read first
+        monkeypatch.setattr(pretrain_train, step, lambda *a, **k: pytest.fail("built before the data was checked"))
     code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--data-dir", str(prepared),
                  "--output", str(tmp_path / "run"), "data.block_size=64"])  # the preset's data.files give way
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith("alum pretrain: error: data.block_size: ") and "block_size 32, this run asks 64" in err
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_prepared_corpus_gives_the_run_its_tokenizer_and_block_size(tmp_path, tokenizer_dir, small_corpus, capsys):
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
+                 str(prepared), "--block-size", "32", "--no-progress"]) == 0
+    capsys.readouterr()
+    # the preset's block size (128) gives way to the manifest's; the tokenizer is the one it was made with
+    code = main(["pretrain", "--config", "tiny", "--data-dir", str(prepared), "--output", str(tmp_path / "run"),
+                 *TINY_RUN])
+    out = capsys.readouterr().out
+    assert code == 0, out[-2000:]
+    assert f"from the prepared corpus's manifest: data.tokenizer={tokenizer_dir.resolve()}, data.block_size=32" in out
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert (saved["tokenizer"], saved["block_size"]) == (str(tokenizer_dir.resolve()), 32)
 
 
 def test_prepare_into_a_path_under_a_file_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):

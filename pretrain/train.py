@@ -23,7 +23,7 @@ from alum.training import distributed, plots, rng
 from alum.training.checkpoint import Checkpointer
 from alum.training.deepspeed_config import zero_stage
 from alum.training.engine import EngineTrainer, build_engine
-from alum.training.hf_dirs import load_tokenizer
+from alum.training.hf_dirs import load_tokenizer, save_tokenizer_for
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.training.publish import check_directory, publish, staging
 from alum.pretrain.config import PretrainConfig
@@ -301,7 +301,7 @@ def export_hf(engine, tokenizer, path: Path) -> None:
         if distributed.is_main():
             staged = staging(path)
             module.save_pretrained(staged, safe_serialization=True)
-            tokenizer.save_pretrained(staged)
+            save_tokenizer_for(module, tokenizer, staged)
             publish(staged, path)
     distributed.barrier()
 

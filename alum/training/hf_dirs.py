@@ -84,6 +84,35 @@ def _from_file(file: Path, path: Path, key: str | None):
         raise UserError(f"'{path}': cannot load the tokenizer{_named_by(key)}: {_first_line(err)}") from None
 
 
+# Families whose position ids start after the padding index (RoBERTa's embeddings): of their
+# max_position_embeddings, pad_token_id + 1 never hold a token.
+_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                            "data2vec-text", "longformer")
+
+
+def max_tokens(config) -> int | None:
+    """How many tokens one sequence may have for the model's position embeddings (None: no such limit known)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    if getattr(config, "model_type", None) in _POSITIONS_AFTER_PADDING:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
+
+
+def save_tokenizer_for(model, tokenizer, directory: str | Path) -> None:
+    """The tokenizer saved beside its model, its model_max_length the model's: pipelines and `truncation=True`
+    cut inputs at model_max_length, and a tokenizer trained for 512 tokens beside a model of 64 positions
+    would send longer inputs past the position embeddings."""
+    import copy
+
+    length = max_tokens(model.config)
+    if length is not None and tokenizer.model_max_length != length:
+        tokenizer = copy.copy(tokenizer)  # the caller's keeps its own
+        tokenizer.model_max_length = length
+    tokenizer.save_pretrained(str(directory))
+
+
 def check_model_dir(path: str | Path, key: str = "model") -> Path:
     """`path`, once it is known to hold a model config and weights."""
     path = Path(path)

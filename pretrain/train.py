@@ -7,11 +7,14 @@ Read top to bottom: setup, preflight, the loop, the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -103,7 +106,6 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             yield {k: v.to(device) for k, v in masked(rows).items()}
 
     batches = data()
-    stop = install_sigterm()
 
     def save(at_step: int) -> None:
         state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict(),
@@ -114,44 +116,46 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     # ---- the loop ----
     window = Window()
     bar = progress_bar(cfg.max_steps, "pretrain", initial=step)
-    while step < cfg.max_steps:
-        if stop.requested or (cfg.stop_after is not None and step >= cfg.stop_after):
-            save(step)
-            say(f"stopped at step {step} of {cfg.max_steps} with a checkpoint; continue with --resume")
-            log.close()
-            return {"step": step, "stopped": True}
-        adversarial = step >= switch
-        if step == switch:
-            say(f"step {step + 1} of {cfg.max_steps}: switching from masked LM to '{adversary.name}'")
-        started = time.perf_counter()
-        micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
-        reports, stepped = trainers[adversarial].update(micro_batches)
-        seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
-        step += 1
-        counters["skipped_updates"] += not stepped
-        counters["bad_streak"] = 0 if stepped else counters["bad_streak"] + 1
-        window.add(reports, micro_batches, seconds, adversarial)
-        bar.update(1)
+    with stop_signals() as stop:  # SIGTERM and Ctrl-C: a checkpoint at the end of the step
+        while step < cfg.max_steps:
+            signalled = distributed.any_rank(stop.requested, device)  # a signal reaches each rank at its own moment
+            if signalled or (cfg.stop_after is not None and step >= cfg.stop_after):
+                save(step)
+                say(f"stopped at step {step} of {cfg.max_steps} with a checkpoint; continue with --resume")
+                log.close()
+                return {"step": step, "stopped": True, **({"signal": stop.signal} if stop.signal else {})}
+            adversarial = step >= switch
+            if step == switch:
+                say(f"step {step + 1} of {cfg.max_steps}: switching from masked LM to '{adversary.name}'")
+            started = time.perf_counter()
+            micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
+            reports, stepped = trainers[adversarial].update(micro_batches)
+            seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
+            step += 1
+            counters["skipped_updates"] += not stepped
+            counters["bad_streak"] = 0 if stepped else counters["bad_streak"] + 1
+            window.add(reports, micro_batches, seconds, adversarial)
+            bar.update(1)
 
-        if counters["bad_streak"] >= cfg.max_bad_steps:
-            latest = checkpoints.latest()
-            raise UserError(
-                f"{cfg.max_bad_steps} updates in a row had non-finite losses (step {step}); stopping. "
-                f"The last complete checkpoint is {latest or 'none'}: lower optim.lr or check the data"
-            )
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            metrics = window.summary(engine, adversary if adversarial else standard, trainers[adversarial], device)
-            metrics.update(skipped_updates=counters["skipped_updates"])
-            log.log(step, metrics, console=False)
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", phase=metrics["phase"])
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
-            if scores:
-                log.log(step, scores, console=False)
-                say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
-        if step % cfg.save_every == 0 and step < cfg.max_steps:
-            save(step)
-    bar.close()
+            if counters["bad_streak"] >= cfg.max_bad_steps:
+                latest = checkpoints.latest()
+                raise UserError(
+                    f"{cfg.max_bad_steps} updates in a row had non-finite losses (step {step}); stopping. "
+                    f"The last complete checkpoint is {latest or 'none'}: lower optim.lr or check the data"
+                )
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                metrics = window.summary(engine, adversary if adversarial else standard, trainers[adversarial], device)
+                metrics.update(skipped_updates=counters["skipped_updates"])
+                log.log(step, metrics, console=False)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", phase=metrics["phase"])
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
+                if scores:
+                    log.log(step, scores, console=False)
+                    say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+            if step % cfg.save_every == 0 and step < cfg.max_steps:
+                save(step)
+        bar.close()
 
     # ---- the end: a checkpoint, the HF export, the loss curve ----
     save(step)
@@ -307,21 +311,43 @@ def export_hf(engine, tokenizer, path: Path) -> None:
 
 
 class _Stop:
-    requested = False
+    """The signal that asked the loop to stop after its current step, if one did."""
+
+    signal: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
 
 
-def install_sigterm() -> _Stop:
-    """SIGTERM (a scheduler preempting the job) ends the current step, writes a checkpoint and exits."""
+@contextlib.contextmanager
+def stop_signals() -> Iterator[_Stop]:
+    """SIGTERM (a scheduler preempting the job) and a first Ctrl-C end the current step, write a checkpoint and
+    stop; a second Ctrl-C stops at once, as Ctrl-C does elsewhere. The handlers before are back on exit."""
     stop = _Stop()
 
-    def handler(signum, frame):
-        stop.requested = True
+    def on_term(signum, frame):
+        stop.signal = stop.signal or "SIGTERM"
 
+    def on_interrupt(signum, frame):
+        if stop.signal == "SIGINT":
+            raise KeyboardInterrupt
+        stop.signal = "SIGINT"
+        # os.write, not print: a handler may run inside a print, or inside the progress bar's lock
+        os.write(2, b"\nCtrl-C: ending this step, then a checkpoint (Ctrl-C again stops at once, losing the steps "
+                    b"since the last checkpoint)\n")
+
+    previous = {}
+    for number, handler in ((signal.SIGTERM, on_term), (signal.SIGINT, on_interrupt)):
+        try:
+            previous[number] = signal.signal(number, handler)
+        except ValueError:  # not the main thread (e.g. inside a test runner's worker)
+            pass
     try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. inside a test runner's worker)
-        pass
-    return stop
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _synced(started: float) -> float:

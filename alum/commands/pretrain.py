@@ -77,8 +77,9 @@ def run(args) -> int:
         taken = take_from_manifest(cfg.data, on_command_line)
         if taken:
             say(f"from the prepared corpus's manifest: {', '.join(taken)}")
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
-    return 0
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    # Ctrl-C stops with a checkpoint, yet the command was interrupted: a script running it must not go on
+    return 130 if result.get("signal") == "SIGINT" else 0
 
 
 def run_prepare(args) -> int:

@@ -218,8 +218,58 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tokenizer_dir, small_co
         result = pretrain_train.run(cfg)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert result == {"step": 3, "stopped": True}
+    assert result == {"step": 3, "stopped": True, "signal": "SIGTERM"}
     assert (Path(cfg.output) / "checkpoints" / "step-00000003" / "state.pt").is_file()
+
+
+def interrupt_during_step(monkeypatch, step: int, times: int) -> None:
+    """Ctrl-C (SIGINT to this process) `times` over, while step `step` computes its forward."""
+    calls = {"n": 0}
+    original = pretrain_train.mlm_forward
+
+    def forward(model, batch):
+        calls["n"] += 1
+        if calls["n"] == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return original(model, batch)
+
+    monkeypatch.setattr(pretrain_train, "mlm_forward", forward)
+
+
+@pytest.fixture
+def sigint_noted():
+    """While the run is not in charge of Ctrl-C, a SIGINT here is noted and nothing more (pytest's own handler
+    would end the whole session); the run's handlers must give this one back when it ends."""
+    heard = []
+
+    def note(signum, frame):
+        heard.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    yield note, heard
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_ends_the_step_with_a_checkpoint(tmp_path, tokenizer_dir, small_corpus, monkeypatch, sigint_noted,
+                                                capfd):
+    note, heard = sigint_noted
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, save_every=100, **{"adversarial.preflight": "false"})
+    interrupt_during_step(monkeypatch, 3, times=1)
+    assert pretrain_train.run(cfg) == {"step": 3, "stopped": True, "signal": "SIGINT"}
+    assert (Path(cfg.output) / "checkpoints" / "step-00000003" / "state.pt").is_file() and not heard
+    assert "Ctrl-C: ending this step, then a checkpoint" in capfd.readouterr().err  # written to the terminal
+    assert signal.getsignal(signal.SIGINT) is note  # given back
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path, tokenizer_dir, small_corpus, monkeypatch, sigint_noted):
+    note, heard = sigint_noted
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, save_every=100, **{"adversarial.preflight": "false"})
+    interrupt_during_step(monkeypatch, 3, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_train.run(cfg)
+    assert not (Path(cfg.output) / "checkpoints").exists() and not heard
+    assert signal.getsignal(signal.SIGINT) is note
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, tokenizer_dir, small_corpus, monkeypatch):

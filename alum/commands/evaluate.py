@@ -101,7 +101,7 @@ def run(args) -> int:
     for name, model_dir, tokenizer, task, data in checked:
         model, _ = load_classifier(model_dir, task)
         batches = DataLoader(data, batch_size=args.batch_size, collate_fn=Collator(tokenizer, task.regression))
-        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack)
+        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack, label=name)
         results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
         print(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
     summary = {"file": args.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}

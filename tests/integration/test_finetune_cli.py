@@ -106,6 +106,20 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     assert both["models"][smart]["accuracy"] == result["accuracy"]  # the attack leaves the clean figure alone
 
 
+def test_every_evaluation_shows_its_progress(compared, tmp_path, model_dir, capsys):
+    """The attack takes K ascent steps per batch (minutes on a CPU for a dev set): it and the clean pass show
+    progress bars, in `alum evaluate` and in the fine-tuning run's own evaluations."""
+    dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
+    smart = str(compared / "smart" / "best")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-steps", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"{smart}: clean:   0%|" in err and f"{smart}: under attack (2 steps):   0%|" in err and "0/8 [" in err
+    finetune(tmp_path, model_dir, "--method", "none", "--max-steps", "1", "--attack-steps", "3")
+    err = capsys.readouterr().err
+    assert "none seed 1 dev: clean:" in err and "none seed 1 best: under attack (3 steps):" in err
+
+
 def test_a_task_that_can_be_learned_is_learned(tmp_path, model_dir):
     """Sentiment by one cue word: the tiny model must get it, with plain training and with SMART."""
     rng = random.Random(0)

@@ -13,6 +13,10 @@ FLAGS = [
     Flag("--files", "data.files", "corpus files, globs or directories", metavar="PATH", nargs="+"),
     Flag("--data-dir", "data.prepared", "a corpus made by `alum prepare`: train from it without reading the text",
          metavar="DIR"),
+    Flag("--block-size", "data.block_size", "tokens per training block (with --data-dir: the prepared corpus's)",
+         type=int, metavar="N"),
+    Flag("--text-column", "data.text_column", "column of JSON lines / CSV / parquet files", metavar="NAME"),
+    Flag("--strict", "data.strict", "stop at the first undecodable line (default: skip and count)", const=True),
     Flag("--output", "output", "output directory", metavar="DIR"),
     Flag("--max-steps", "max_steps", "steps of the whole schedule", type=int, metavar="N"),
     Flag("--deepspeed", "engine.deepspeed", "a DeepSpeed JSON config, or a shipped one's name (zero2, bf16, ...)",
@@ -37,7 +41,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML config, or a shipped preset's name (tiny, bert-base, ...)")
     add_flags(p, FLAGS)
-    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue, exactly, from the latest complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
     p.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)  # passed by the deepspeed launcher
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")

@@ -445,6 +445,8 @@ ROWS: list[Row] = [
     Row("finetune", "model-config-truncated", lambda w: ["--model", tok_cut_json(w, w.model, "m", "config.json")],
         "{w.tmp}/in/m/config.json: cannot be read as a model config"),
     Row("finetune", "model-weights-truncated", lambda w: ["--model", cut_weights(w)], "model.safetensors"),
+    Row("finetune", "tokenizer-missing", lambda w: ["--tokenizer", w.tmp / "none"],
+        "tokenizer '{w.tmp}/none' not found (tokenizer)"),
     Row("finetune", "tokenizer-json-truncated",
         lambda w: [f"tokenizer={tok_cut_json(w, w.model, 't', 'tokenizer.json')}"],
         "{w.tmp}/in/t"),
@@ -535,6 +537,12 @@ ROWS: list[Row] = [
     Row("evaluate", "max-seq-len-0", lambda w: ["--max-seq-len", 0], "--max-seq-len"),
     Row("evaluate", "max-seq-len-past-positions", lambda w: ["--max-seq-len", 100],
         "--max-seq-len is 100 but the model in"),
+    Row("evaluate", "output-is-a-directory", lambda w: ["--output", w.folder("results")],
+        "--output {w.tmp}/in/results: a directory, not a file"),
+    Row("evaluate", "output-under-a-file", lambda w: ["--output", w.file("taken", "mine") / "result.json"],
+        "--output {w.tmp}/in/taken/result.json: '{w.tmp}/in/taken' is a file, not a directory"),
+    Row("evaluate", "output-read-only", lambda w: ["--output", read_only(w) / "result.json"], "{w.tmp}/in/ro",
+        (NOT_AS_ROOT,)),
 
     # ---- quickstart: the output holds an earlier quickstart, which it would replace ------------------------
     Row("quickstart", "pretrain-steps-0", lambda w: ["--pretrain-steps", 0], "--pretrain-steps"),

@@ -91,8 +91,10 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
     none, smart = str(compared / "none" / "best"), str(compared / "smart" / "best")
     capsys.readouterr()
-    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-eps", "0.5"]) == 0
+    written = tmp_path / "results" / "smart.json"
+    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-eps", "0.5", "--output", str(written)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.loads(written.read_text()) == result  # the same object, in the file --output names
     assert result["model"] == smart and result["task"] == "sst2" and result["examples"] == 8
     assert result["attack"]["eps"] == 0.5
     assert result["attack_accuracy"] <= result["accuracy"]  # the attack climbs the loss: it cannot help

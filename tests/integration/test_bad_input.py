@@ -311,6 +311,8 @@ ROWS: list[Row] = [
         "tokenizer '{w.tmp}/none' not found (data.tokenizer)"),
     Row("pretrain", "tokenizer-a-model-without-tokenizer-files", lambda w: ["--tokenizer", without_tokenizer(w, w.model)],
         "'{w.tmp}/in/no-tok' holds no tokenizer files (tokenizer.json, vocab.txt"),
+    Row("pretrain", "data-dir-holds-no-prepared-corpus", lambda w: ["--data-dir", w.folder("nothing")],
+        "data.prepared: {w.tmp}/in/nothing holds no prepared corpus (no manifest.json); make one with `alum prepare`"),
     Row("pretrain", "corpus-a-saved-dataset", lambda w: ["--files", saved_dataset(w)],
         "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk"),
     Row("pretrain", "tokenizer-json-truncated",

@@ -87,7 +87,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         say(f"model: {model.config.model_type}, {size}, resumed from {checkpoints.latest()} at step {step}")
     else:
         say(f"model: {origin}; {size}")
-    if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
+    if cfg.adversarial.preflight and switch < cfg.max_steps and step < cfg.max_steps:  # a phase to come
         preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
 
     # ---- the output directory: written only now, when nothing above can fail on bad input ----

@@ -169,6 +169,18 @@ def test_preflight_changes_nothing(tmp_path, tokenizer_dir, small_corpus, monkey
     assert_same_state(a, b)
 
 
+def test_a_run_without_an_adversarial_phase_says_so_and_runs_no_preflight(tmp_path, tokenizer_dir, small_corpus,
+                                                                          monkeypatch, capsys):
+    calls = watch_preflight(monkeypatch)
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2)
+    cfg.adversarial.start_step, cfg.adversarial.start_fraction = None, 1.0  # a share: 1.0 is the whole run
+    capsys.readouterr()
+    pretrain_train.run(cfg)
+    out = capsys.readouterr().out.splitlines()
+    assert "schedule: masked LM for all 2 steps (adversarial.start_fraction=1.0 puts the switch at the end)" in out
+    assert calls == [] and not any("switching" in line for line in out)
+
+
 @pytest.mark.parametrize("error", [
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "

@@ -28,10 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="alum", description="Adversarial pretraining (ALUM) and fine-tuning (SMART) for HF encoders."
     )
+    parser.add_argument("--version", action="version", version=f"alum {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (a checkout run without installing has none)."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("alum")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

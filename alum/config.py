@@ -2,6 +2,12 @@
 
 A stage declares its config as nested dataclasses; `load_config` reads a YAML file, applies command-line
 overrides, and checks every key and type against the schema, so a typo fails before any work starts.
+
+Two class attributes of a section shape how its keys are read:
+
+    RETIRED = {"old_key": "what to write instead"}   an old key is refused with that advice, not a guess
+    ALTERNATIVES = (("a", "b"),)                      keys of which one is set at a time: one given on the
+                                                      command line replaces the other from the file
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
             path = preset(kind, path)
         source = str(path)
         data = read_yaml(path)
-    for override in overrides or []:
-        set_dotted(data, *parse_override(override))
-    for key, value in (flags or {}).items():
+    given: set[str] = set()
+    for key, value in [*map(parse_override, overrides or []), *(flags or {}).items()]:
         set_dotted(data, key, value)
+        given.add(key)
+        _drop_alternatives(schema, data, key, given)
     if overrides or flags:
         source += " (with command-line overrides)"
     return from_dict(schema, data, source=source)
@@ -86,6 +93,23 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _drop_alternatives(schema: type, data: dict[str, Any], key: str, given: set[str]) -> None:
+    """`key` was set on the command line: its alternatives (the section's ALTERNATIVES) that came from the file
+    give way. Both given on the command line stay, for the section's check to refuse."""
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        hint = typing.get_type_hints(schema).get(part) if dataclasses.is_dataclass(schema) else None
+        if not dataclasses.is_dataclass(hint) or not isinstance(node.get(part), dict):
+            return
+        schema, node = hint, node[part]
+    for group in getattr(schema, "ALTERNATIVES", ()):
+        if leaf in group:
+            for other in group:
+                if other != leaf and ".".join([*parents, other]) not in given:
+                    node.pop(other, None)
+
+
 def from_dict(schema: type[T], data: Any, source: str = "config", prefix: str = "") -> T:
     """Build dataclass `schema` from plain data, raising UserError("<source>: ... '<key>' ...") on mismatch."""
     if not isinstance(data, dict):
@@ -95,6 +119,9 @@ def from_dict(schema: type[T], data: Any, source: str = "config", prefix: str = 
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
+        retired = getattr(schema, "RETIRED", {}).get(key)
+        if retired:
+            raise UserError(f"{source}: key '{prefix}{key}' is retired: {retired}")
         close = difflib.get_close_matches(str(key), fields, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
         raise UserError(f"{source}: unknown key '{prefix}{key}'{hint}")

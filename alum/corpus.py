@@ -61,7 +61,21 @@ def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Pat
             files.extend(found)
         else:
             raise UserError(f"{what} path '{spec}' not found")
+    for folder in dict.fromkeys(f.parent for f in files):
+        if saved_dataset(folder):
+            raise UserError(
+                f"'{folder}' is a `datasets` dataset saved with save_to_disk, not {what} files: alum reads text, "
+                "JSON lines, CSV, TSV and parquet files; write its text column to one first "
+                f"(datasets.load_from_disk('{folder}').to_parquet('{what}.parquet'))"
+            )
     return files
+
+
+def saved_dataset(folder: Path) -> bool:
+    """Whether `folder` is what `Dataset.save_to_disk` (or `DatasetDict.save_to_disk`) writes: Arrow files
+    beside the JSON that describes them, none of it text."""
+    return (folder / "dataset_dict.json").is_file() or all(
+        (folder / name).is_file() for name in ("dataset_info.json", "state.json"))
 
 
 def disk_bytes(files: Sequence[Path]) -> int:
@@ -317,5 +331,6 @@ __all__ = [
     "line_number",
     "read_range",
     "resolve_files",
+    "saved_dataset",
     "splittable",
 ]

@@ -175,6 +175,15 @@ def encode(split: Split, labels: list[int] | list[float], tokenizer, max_len: in
     return Encoded({k: list(v) for k, v in encoded.items()}, labels)
 
 
+def unknown_warning(encoded: Encoded, tokenizer, what: str) -> str | None:
+    """The warning for a task file the tokenizer mostly cannot represent (its text tokens, specials aside)."""
+    from alum.training.hf_dirs import unknown_share_warning
+
+    unk, specials = tokenizer.unk_token_id, set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
+    ids = [i for row in encoded.features["input_ids"] for i in row if i not in specials]
+    return unknown_share_warning(ids.count(unk) if unk is not None else 0, len(ids), tokenizer.unk_token, what)
+
+
 class Collator:
     """Pads a list of examples to the longest in the batch; labels become long (classes) or float (regression)."""
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from alum.adversarial import Target, ascent
 from alum.adversarial import functional as AF
+from alum.training.metrics import progress_bar
 from alum.finetune.config import AttackConfig
 from alum.adversarial.target import ForwardFn
 from alum.finetune.metrics import task_metrics
@@ -40,13 +41,18 @@ def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig)
     return ascent.climb(delta, loss_at, rule, mask, attack.steps).delta
 
 
-def predictions(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, Tensor]],
-                attack: AttackConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The model's outputs (logits, or scores for regression) and the gold labels, over every batch."""
+def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Tensor]],
+                attack: AttackConfig | None = None, label: str = "evaluate") -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (logits, or scores for regression) and the gold labels, over every batch, with a
+    progress bar in examples (the attack's K ascent steps per batch take minutes on a CPU)."""
     target = Target(model, forward)
     device = next(model.parameters()).device
     outputs, gold = [], []
+    attacking = attack is not None and attack.enabled
+    what = f"{label}: under attack ({attack.steps} steps)" if attacking else f"{label}: clean"
+    bar = progress_bar(sum(len(b["labels"]) for b in batches), what, unit="ex", leave=False)
     for batch in batches:
+        bar.update(len(batch["labels"]))
         batch = {k: v.to(device) for k, v in batch.items()}
         delta = attack_delta(target, batch, attack) if attack is not None and attack.enabled else None
         with torch.no_grad():
@@ -57,19 +63,21 @@ def predictions(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str
                     logits = target(batch).logits
         outputs.append(logits.float().cpu().numpy())
         gold.append(batch["labels"].cpu().numpy())
+    bar.close()
     return np.concatenate(outputs), np.concatenate(gold)
 
 
 def evaluate(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, Tensor]], task: TaskConfig,
-             attack: AttackConfig | None = None) -> dict[str, float]:
-    """The task's metrics; with an enabled `attack`, also every metric under attack, prefixed `attack_`."""
+             attack: AttackConfig | None = None, label: str = "evaluate") -> dict[str, float]:
+    """The task's metrics; with an enabled `attack`, also every metric under attack, prefixed `attack_`.
+    `label` names the evaluation on its progress bars."""
     was_training = model.training
     model.eval()
     try:
         batches = list(batches)
-        metrics = task_metrics(*predictions(model, forward, batches), regression=task.regression)
+        metrics = task_metrics(*predictions(model, forward, batches, label=label), regression=task.regression)
         if attack is not None and attack.enabled:
-            attacked = task_metrics(*predictions(model, forward, batches, attack), regression=task.regression)
+            attacked = task_metrics(*predictions(model, forward, batches, attack, label), regression=task.regression)
             metrics.update({f"attack_{k}": v for k, v in attacked.items()})
     finally:
         model.train(was_training)

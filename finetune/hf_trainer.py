@@ -12,7 +12,9 @@ stay the Trainer's. Every loss a method builds is a per-micro-batch mean (the ta
 forward, the adversarial terms), so it is divided by the accumulation steps, the Trainer's rule for such
 losses; `num_items_in_batch` is not passed to the model, which would scale the task loss alone. After
 each optimizer step the method hears of it (SMART's momentum teacher moves). The adversarial loss, the norm
-of delta and the skipped count are added to the Trainer's logs.
+of delta and the skipped count are added to the Trainer's logs. The method's state (SMART's teacher, the
+skipped count) is saved in every checkpoint beside the optimizer's, as `alum_method.pt`, and comes back with
+`train(resume_from_checkpoint=...)`: a resumed run ends as an uninterrupted one.
 
 Limits: FreeAT takes optimizer steps inside a batch, which the Trainer owns, so it is refused; the methods
 that call backward once per pass (FreeLB, YOPO) are refused under DeepSpeed, where accelerate steps the
@@ -21,6 +23,7 @@ engine inside every backward. Everything else works wherever the Trainer does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +33,8 @@ from transformers import Trainer, TrainerCallback
 
 from alum.adversarial import ForwardOutput, Method, StepReport, Target, build_method, mean_reports
 from alum.errors import UserError
+
+METHOD_STATE = "alum_method.pt"  # in each checkpoint folder, beside the optimizer's state
 
 
 def model_forward(model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
@@ -55,6 +60,7 @@ class AdversarialTrainer(Trainer):
         self.target = Target(self.model, self._forward, divergence="mse" if regression else "kl")
         self._reports: list[StepReport] = []
         self._wrapped_forward_due = True
+        self._resumed_from: str | None = None  # the checkpoint whose method state comes back once set up
         self.add_callback(_MethodHooks(self))
 
     def _forward(self, model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
@@ -77,6 +83,24 @@ class AdversarialTrainer(Trainer):
         self._reports.append(report)
         loss = report.loss if report.loss is not None else 0.0
         return torch.tensor(loss / self._accumulation(), device=self.args.device)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save:  # the method's state is the same on every process
+            torch.save(self.method.state_dict(), os.path.join(output_dir, METHOD_STATE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        self._resumed_from = checkpoint  # loaded once the method is set up for the run (on_train_begin)
+
+    def _load_method_state(self) -> None:
+        checkpoint, self._resumed_from = self._resumed_from, None
+        path = os.path.join(checkpoint, METHOD_STATE)
+        if os.path.isfile(path):
+            self.method.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        elif set(self.method.state_dict()) - {"skipped_total"}:  # a method whose state matters
+            raise UserError(f"{checkpoint}: no {METHOD_STATE} (written by another trainer or an older alum): "
+                            f"'{self.method.name}' cannot resume its state from it; start the run again")
 
     def _accumulation(self) -> int:
         return getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
@@ -125,6 +149,8 @@ class _MethodHooks(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer.method.setup(self.trainer.target, state.max_steps)
+        if self.trainer._resumed_from is not None:
+            self.trainer._load_method_state()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.trainer.method.on_optimizer_step(self.trainer.target, state.global_step)

@@ -18,6 +18,7 @@ from torch import nn
 
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError, writing
+from alum.training.hf_dirs import max_tokens, save_tokenizer_for
 from alum.training.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
@@ -43,9 +44,10 @@ def check_pair(tokenizer, config, model_dir: Path, tokenizer_dir: Path, max_len:
     if pad is not None and tokenizer.pad_token_id != pad:
         raise UserError(f"{tokenizer_dir}: the tokenizer pads with id {tokenizer.pad_token_id} but the model in "
                         f"{model_dir} with id {pad} (pad_token_id in config.json): the tokenizer does not match the model")
-    positions = getattr(config, "max_position_embeddings", None)
+    positions = max_tokens(config)
     if positions is not None and max_len > positions:
-        raise UserError(f"{len_key} is {max_len} but the model in {model_dir} has {positions} positions")
+        raise UserError(f"{len_key} is {max_len} but the model in {model_dir} takes {positions} tokens (its "
+                        "position embeddings)")
 
 
 def load_classifier(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
@@ -125,7 +127,7 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Pa
     try:
         with writing("the model", directory), quiet_transformers():
             model.save_pretrained(str(partial))
-            tokenizer.save_pretrained(str(partial))
+            save_tokenizer_for(model, tokenizer, partial)
             (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
     except UserError:
         shutil.rmtree(partial, ignore_errors=True)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alum.errors import UserError
-from alum.training.hf_dirs import check_model_dir, load_tokenizer
+from alum.training.hf_dirs import check_model_dir, load_tokenizer, max_tokens
+from alum.training.metrics import say
 from alum.finetune.config import FinetuneConfig
-from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split
+from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split, unknown_warning
 from alum.finetune.model import check_pair, load_config
 from alum.finetune.tasks import TaskConfig
 
@@ -37,7 +38,7 @@ def load_model_and_tokenizer(model: str, tokenizer: str | None, max_len: int | N
     if tok.pad_token_id is None:
         raise UserError(f"{tokenizer_dir}: the tokenizer has no padding token ({key})")
     if max_len is None:
-        max_len = min(128, getattr(config, "max_position_embeddings", 128))
+        max_len = min(128, max_tokens(config) or 128)
     check_pair(tok, config, model_dir, tokenizer_dir, max_len, len_key)
     return model_dir, tok, max_len
 
@@ -66,4 +67,7 @@ def prepare(cfg: FinetuneConfig) -> Prepared:
     train_labels, dev_labels = label_ids(task, train_split), label_ids(task, dev_split)  # every row checked
     train = encode(train_split, train_labels, tokenizer, max_len).subset(cfg.data.train_subset, cfg.data.subset_seed)
     dev = encode(dev_split, dev_labels, tokenizer, max_len).subset(cfg.data.dev_subset, cfg.data.subset_seed)
+    unknown = unknown_warning(train, tokenizer, f"the training file {train_split.path}")
+    if unknown:
+        say(f"warning: {unknown}")
     return Prepared(cfg, task, model_dir, tokenizer, train, dev)

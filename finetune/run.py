@@ -226,11 +226,17 @@ def table(prep: Prepared, summaries: dict[str, dict[str, Any]]) -> str:
     for name, s in summaries.items():
         f = s["figures"]
         attack = f.get(f"attack_{metric}")
-        attack_text = f"{attack['mean']:.4f}±{attack['std']:.4f}" if attack else "-"
         seeds = " ".join(f"{v:.4f}" for v in s["per_seed"].values())
-        lines.append(f"{name:8s} {s['mean']:.4f}±{s['std']:.4f}  {attack_text:>16s} "
+        lines.append(f"{name:8s} {_mean(s):>16s} {_mean(attack) if attack else '-':>16s} "
                      f"{f['seconds_per_update']['mean']:9.3f}  {seeds}")
     return "\n".join(lines)
+
+
+def _mean(figure: dict[str, Any]) -> str:
+    """The mean over seeds, with the spread when there is one to show (one seed has none, not a spread of 0)."""
+    if len(figure.get("per_seed", {})) < 2:
+        return f"{figure['mean']:.4f}"
+    return f"{figure['mean']:.4f}±{figure['std']:.4f}"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

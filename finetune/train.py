@@ -122,7 +122,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
             bar.set_postfix(loss=f"{means['loss']:.4f}")
 
         if update % eval_every == 0 or update == total:
-            metrics = evaluate(engine.module, forward, dev_batches, task)
+            metrics = evaluate(engine.module, forward, dev_batches, task, label=f"{method_name} seed {seed} dev")
             history.append({"update": update, "epoch": update / per_epoch, **metrics})
             log.log(update, {"epoch": round(update / per_epoch, 3), **{f"dev_{k}": v for k, v in metrics.items()}})
             if best is None or metrics[task.metric] > best[task.metric]:
@@ -134,7 +134,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
     # The best checkpoint, judged once more: clean, and under the embedding attack.
     with full_weights(engine, modify=True):
         engine.module.load_state_dict(best_state)
-    final = evaluate(engine.module, forward, dev_batches, task, cfg.attack)
+    final = evaluate(engine.module, forward, dev_batches, task, cfg.attack, f"{method_name} seed {seed} best")
     log.log(total, {"best_update": best_update, **{f"best_{k}": v for k, v in final.items()}})
     log.close()
     warm = seconds[3:] if len(seconds) > 6 else seconds  # the first updates pay for warm-up

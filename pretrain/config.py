@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from alum.training.deepspeed_config import EngineConfig
 from alum.training.metrics import WandbConfig
 from alum.training.optim import OptimConfig
+
+DEFAULT_START_FRACTION = 0.5  # the adversarial phase is the second half unless a key says otherwise
 
 Family = Literal["bert", "roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 
@@ -65,11 +67,37 @@ class MaskingConfig:
 @dataclass
 class AdversarialConfig:
     method: str = "alum"  # any core method; "none" trains standard MLM throughout
-    start: int | float = 0.5  # the step where the adversarial phase starts, or a fraction of max_steps
+    # Where the adversarial phase starts: after `start_step` masked-LM steps (the method's first step is
+    # start_step + 1), or after that share of max_steps. One or the other; neither: start_fraction 0.5.
+    start_step: int | None = None
+    start_fraction: float | None = None
     # Options per method name, as in every stage, e.g. {alum: {alpha: 10.0}, smart: {alpha: 1.0}}: switching
     # the method keeps the preset valid, and only the running method's entry is used.
     options: dict[str, Any] = field(default_factory=dict)
     preflight: bool = True  # run one adversarial step at start-up, so memory errors show at step 0
+
+    # One key used to hold both: `1` was step 1 and `1.0` the whole run, and nothing said which was meant.
+    RETIRED: ClassVar[dict[str, str]] = {
+        "start": "set adversarial.start_step (a number of masked-LM steps) or adversarial.start_fraction (a share "
+                 "of max_steps) instead: under the one key, 1 meant step 1 and 1.0 the whole run"}
+    ALTERNATIVES: ClassVar[tuple] = (("start_step", "start_fraction"),)
+
+    def validate(self) -> None:
+        if self.start_step is not None and self.start_fraction is not None:
+            raise ValueError(f"adversarial.start_step ({self.start_step}) and adversarial.start_fraction "
+                             f"({self.start_fraction}) are both set: set one")
+        if self.start_step is not None and self.start_step < 0:
+            raise ValueError(f"adversarial.start_step must be 0 or more, got {self.start_step}")
+        if self.start_fraction is not None and not 0 <= self.start_fraction <= 1:
+            raise ValueError(f"adversarial.start_fraction must be in [0, 1] (a share of max_steps), got "
+                             f"{self.start_fraction}")
+
+    @property
+    def start_key(self) -> str:
+        """The key that set the switch, with its value, for messages."""
+        if self.start_step is not None:
+            return f"adversarial.start_step={self.start_step}"
+        return f"adversarial.start_fraction={DEFAULT_START_FRACTION if self.start_fraction is None else self.start_fraction}"
 
 
 @dataclass
@@ -104,6 +132,9 @@ class PretrainConfig:
                 raise ValueError(f"{key} must be at least 1")
 
     def switch_step(self) -> int:
-        """The first step of the adversarial phase."""
-        start = self.adversarial.start
-        return int(round(start * self.max_steps)) if isinstance(start, float) else start
+        """The masked-LM steps before the adversarial phase (the loop's 0-based index of its first step)."""
+        a = self.adversarial
+        if a.start_step is not None:
+            return a.start_step
+        fraction = DEFAULT_START_FRACTION if a.start_fraction is None else a.start_fraction
+        return int(round(fraction * self.max_steps))

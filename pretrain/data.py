@@ -21,16 +21,43 @@ import torch
 
 from alum.corpus import ensure_nonempty, resolve_files
 from alum.errors import UserError
+from alum.presets import data_file
 from alum.pretrain import prepare, shards, stream
 from alum.pretrain.config import DataConfig, MaskingConfig
 from alum.pretrain.packing import Packer, backend, rows
 from alum.training import distributed
+from alum.training.metrics import say
 
 
 def corpus_files(cfg: DataConfig) -> list[Path]:
-    files = resolve_files(cfg.files)
+    # a preset's relative data/... path is the sample shipped in the package when it is not here
+    files = resolve_files([data_file(f) for f in cfg.files])
     ensure_nonempty(files, cfg.text_column)
     return files
+
+
+def check_data(cfg: DataConfig, whole_word: bool) -> None:
+    """What can be known about the corpus without tokenising it, checked before a model is built: the files
+    exist and hold text; a prepared corpus matches this run."""
+    if cfg.prepared is None:
+        corpus_files(cfg)
+    else:
+        _prepared_manifest(cfg, whole_word, _checked_files(cfg))
+
+
+def take_from_manifest(cfg: DataConfig, given: set[str]) -> list[str]:
+    """A prepared corpus records its tokenizer and block size: the run takes them from its manifest unless
+    `given` (the keys set on the command line) holds them, which are then checked against it. Returns
+    what was taken, as `key=value`."""
+    manifest = _read_prepared(cfg)
+    taken = []
+    if "data.tokenizer" not in given and cfg.tokenizer is None:
+        cfg.tokenizer = manifest["tokenizer_dir"]
+        taken.append(f"data.tokenizer={cfg.tokenizer}")
+    if "data.block_size" not in given and cfg.block_size != manifest["block_size"]:
+        cfg.block_size = manifest["block_size"]
+        taken.append(f"data.block_size={cfg.block_size}")
+    return taken
 
 
 @dataclass
@@ -78,13 +105,10 @@ class _Rows:
 def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
     """The directory of the prepared corpus this run trains from, built first if it is the cache's and
     missing: by rank 0 alone, the other processes waiting for it at a barrier."""
-    files = corpus_files(cfg) if cfg.files and (cfg.prepared is None or distributed.is_main()) else []
+    files = _checked_files(cfg)
     if cfg.prepared is not None:
         directory = Path(cfg.prepared)
-        manifest = shards.read_manifest(directory)
-        if manifest is None:
-            raise UserError(f"data.prepared: {directory} holds no prepared corpus (no {shards.MANIFEST}); "
-                            "make one with `alum prepare`")
+        manifest = _prepared_manifest(cfg, whole_word, files)
     else:
         root = Path(cfg.cache_dir) if cfg.cache_dir else _default_cache()
         directory = prepare.cached(files, cfg.tokenizer, root, block_size=cfg.block_size, whole_word=whole_word,
@@ -95,9 +119,8 @@ def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
             manifest = prepare.prepare(files, cfg.tokenizer, directory, block_size=cfg.block_size,
                                        whole_word=whole_word, text_column=cfg.text_column, strict=cfg.strict,
                                        num_proc=cfg.num_proc, progress=True)
-            prepare.check_not_empty(manifest, directory)
-            print(f"prepared corpus: built {directory} ({manifest['blocks']} blocks) in "
-                  f"{time.perf_counter() - started:.1f}s on rank {distributed.rank()}", flush=True)
+            print(f"prepared corpus: built {directory} ({manifest['blocks']} blocks; {prepare.skipped_lines(manifest)}) "
+                  f"in {time.perf_counter() - started:.1f}s on rank {distributed.rank()}", flush=True)
         distributed.barrier()
         manifest = shards.read_manifest(directory)
         if distributed.world_size() > 1:  # one line per process: which built, which only read, and what
@@ -106,9 +129,34 @@ def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
             raise UserError(f"data.cache_dir: rank {distributed.rank()} cannot see the corpus rank 0 prepared in "
                             f"{directory}: put data.cache_dir on a filesystem every node shares, or run "
                             "`alum prepare` there and pass --data-dir")
-    shards.check(manifest, directory, tokenizer=cfg.tokenizer, block_size=cfg.block_size, whole_word=whole_word,
-                 files=files if cfg.prepared is not None else None)
+        shards.check(manifest, directory, tokenizer=cfg.tokenizer, block_size=cfg.block_size, whole_word=whole_word,
+                     files=None)
+    unknown = prepare.unknown_warning(manifest)
+    if unknown:
+        say(f"warning: {unknown}")
     return directory
+
+
+def _checked_files(cfg: DataConfig) -> list[Path]:
+    """The corpus files, checked; with a prepared corpus only rank 0 reads them (other nodes may not see the
+    text), to compare them with the manifest."""
+    return corpus_files(cfg) if cfg.files and (cfg.prepared is None or distributed.is_main()) else []
+
+
+def _read_prepared(cfg: DataConfig) -> dict:
+    manifest = shards.read_manifest(cfg.prepared)
+    if manifest is None:
+        raise UserError(f"data.prepared: {cfg.prepared} holds no prepared corpus (no {shards.MANIFEST}); "
+                        "make one with `alum prepare`")
+    return manifest
+
+
+def _prepared_manifest(cfg: DataConfig, whole_word: bool, files: list[Path]) -> dict:
+    """The manifest of the run's prepared corpus, once it is known to match the run."""
+    manifest = _read_prepared(cfg)
+    shards.check(manifest, cfg.prepared, tokenizer=cfg.tokenizer, block_size=cfg.block_size, whole_word=whole_word,
+                 files=files)
+    return manifest
 
 
 def _default_cache() -> Path:

@@ -31,9 +31,13 @@ def backend(tokenizer) -> Any:
 
 
 class Packer:
-    def __init__(self, tokenizer, block_size: int, whole_word: bool):
-        self.tokenizer, self.block_size, self.whole_word = tokenizer, block_size, whole_word
+    """Also counts the text's tokens (special ones aside) and, given the unknown token's id, how many of them
+    are unknown: a tokenizer that does not fit the corpus shows there."""
+
+    def __init__(self, tokenizer, block_size: int, whole_word: bool, unk_id: int | None = None):
+        self.tokenizer, self.block_size, self.whole_word, self.unk_id = tokenizer, block_size, whole_word, unk_id
         self.leftover = np.zeros((4 if whole_word else 2, 0), dtype=np.int32)
+        self.tokens = self.unknown = 0
 
     def add(self, texts: list[str]) -> list[np.ndarray]:
         """The blocks completed by these texts, in order."""
@@ -42,6 +46,9 @@ class Packer:
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array(list(chain.from_iterable(e.ids for e in encodings)), dtype=np.int32)
         special = np.array(list(chain.from_iterable(e.special_tokens_mask for e in encodings)), dtype=np.int32)
+        self.tokens += int((special == 0).sum())
+        if self.unk_id is not None:
+            self.unknown += int(((ids == self.unk_id) & (special == 0)).sum())
         rows = [ids, special]
         if self.whole_word:
             offsets = np.array(list(chain.from_iterable(e.offsets for e in encodings)), dtype=np.int32).reshape(-1, 2)

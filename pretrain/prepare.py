@@ -75,7 +75,8 @@ def prepare(files: list[Path], tokenizer_dir: str, output: str | Path, *, block_
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "shards").mkdir(parents=True)
-    jobs = [(i, p, serialised, block_size, whole_word, text_column, strict, str(partial / "shards")) for i, p in enumerate(parts)]
+    jobs = [(i, p, serialised, tokenizer.unk_token_id, block_size, whole_word, text_column, strict, str(partial / "shards"))
+            for i, p in enumerate(parts)]
     total = disk_bytes(files)
     bar = _bar(total, progress)
     try:
@@ -104,10 +105,19 @@ def prepare(files: list[Path], tokenizer_dir: str, output: str | Path, *, block_
         "text_bytes": sum(r["bytes"] for r in results),
         "texts": sum(r["lines"] for r in results),
         "bad_lines": sum(r["bad_lines"] for r in results),
+        "first_bad": next((r["first_bad"] for r in results if r["first_bad"]), ""),
+        "text_tokens": sum(r["text_tokens"] for r in results),
+        "unknown_tokens": sum(r["unknown_tokens"] for r in results),
+        "unk_token": tokenizer.unk_token,
         "processes": processes,
         "seconds": round(time.perf_counter() - started, 3),
         "built_by": {"host": os.uname().nodename, "pid": os.getpid(), "rank": int(os.environ.get("RANK", 0))},
     }
+    try:
+        check_not_empty(manifest)
+    except UserError:
+        shutil.rmtree(partial, ignore_errors=True)  # before it replaces anything: an earlier corpus there stays
+        raise
     (partial / shards.MANIFEST).write_text(json.dumps(manifest, indent=1))
     if output.exists():
         shutil.rmtree(output)
@@ -161,14 +171,14 @@ def _build_part(job, progress=None) -> dict[str, Any]:
     import pyarrow as pa
     from tokenizers import Tokenizer
 
-    index, part, serialised, block_size, whole_word, column, strict, directory = job
+    index, part, serialised, unk_id, block_size, whole_word, column, strict, directory = job
     if "tokenizer" not in _worker:  # once per worker process
         tok = Tokenizer.from_str(serialised)
         tok.no_truncation()
         tok.no_padding()
         _worker["tokenizer"] = tok
     progress = progress or (_report if _worker.get("shared") else None)
-    packer = Packer(_worker["tokenizer"], block_size, whole_word)
+    packer = Packer(_worker["tokenizer"], block_size, whole_word, unk_id)
     stats = ReadStats()
     path = Path(part.file)
     if part.start >= 0:
@@ -199,7 +209,8 @@ def _build_part(job, progress=None) -> dict[str, Any]:
         waiting += packer.add(batch)
         flush()
     return {"shard": {"file": name, "blocks": blocks_written, "source": part.file, "start": part.start, "end": part.end},
-            "bytes": stats.bytes, "lines": stats.lines, "bad_lines": stats.bad_lines}
+            "bytes": stats.bytes, "lines": stats.lines, "bad_lines": stats.bad_lines, "first_bad": stats.first_bad,
+            "text_tokens": packer.tokens, "unknown_tokens": packer.unknown}
 
 
 def _record_batch(blocks, schema, block_size: int):
@@ -227,7 +238,33 @@ def cached(files: list[Path], tokenizer_dir: str, cache_root: Path, *, block_siz
     return cache_root / f"corpus-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def check_not_empty(manifest: dict[str, Any], where: Path) -> None:
+def check_not_empty(manifest: dict[str, Any]) -> None:
+    """A corpus that gives no block at all is an error, whatever was read (a binary file read as text yields
+    a few "lines" that decode and many that do not)."""
+    sources = manifest["sources"]
+    names = ", ".join(s["path"] for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
     if manifest["texts"] == 0:
-        shutil.rmtree(where, ignore_errors=True)
-        raise UserError(f"corpus is empty (no non-blank text in {', '.join(s['path'] for s in manifest['sources'][:3])})")
+        raise UserError(f"corpus is empty (no non-blank text in {names}; {skipped_lines(manifest)})")
+    if manifest["blocks"] == 0:
+        raise UserError(
+            f"the corpus gives 0 blocks of {manifest['block_size']} tokens: {manifest['texts']:,} text(s) of "
+            f"{manifest['text_tokens']:,} tokens in {names}, {skipped_lines(manifest)}; give more text (or text "
+            "files: txt, jsonl, csv, tsv, parquet), or lower the block size (--block-size, data.block_size)"
+        )
+
+
+def skipped_lines(manifest: dict[str, Any]) -> str:
+    """How many lines were skipped for undecodable bytes, and where the first was: said even when none."""
+    count = manifest["bad_lines"]
+    first = f", the first at {manifest['first_bad']}" if manifest.get("first_bad") else ""
+    return f"{count:,} undecodable line{'s' if count != 1 else ''} skipped{first}"
+
+
+def unknown_warning(manifest: dict[str, Any]) -> str | None:
+    """The warning for a corpus the tokenizer mostly cannot represent (a manifest of an older alum has no count)."""
+    from alum.training.hf_dirs import unknown_share_warning
+
+    if "unknown_tokens" not in manifest:
+        return None
+    return unknown_share_warning(manifest["unknown_tokens"], manifest["text_tokens"], manifest["unk_token"],
+                                 "the corpus")

@@ -7,11 +7,14 @@ Read top to bottom: setup, preflight, the loop, the end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -23,11 +26,11 @@ from alum.training import distributed, plots, rng
 from alum.training.checkpoint import Checkpointer
 from alum.training.deepspeed_config import zero_stage
 from alum.training.engine import EngineTrainer, build_engine
-from alum.training.hf_dirs import load_tokenizer
+from alum.training.hf_dirs import load_tokenizer, save_tokenizer_for
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.training.publish import check_directory, publish, staging
 from alum.pretrain.config import PretrainConfig
-from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, fixed_validation_batches
+from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
 from alum.pretrain.mlm import evaluate, mlm_forward
 from alum.pretrain.model import load_model
 
@@ -40,7 +43,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     replace = check_output(output, checkpoints, resume, overwrite)  # a run there is removed only once all is checked
     switch = cfg.switch_step()
     if not 0 <= switch <= cfg.max_steps:
-        raise UserError(f"adversarial.start puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
+        raise UserError(f"{cfg.adversarial.start_key} puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
     standard = build_method("none")
     adversary = build_methods([cfg.adversarial.method], cfg.adversarial.options, "config",
                               cfg.engine.grad_accum, zero_stage(cfg.engine, cfg.optim))[cfg.adversarial.method]
@@ -48,12 +51,14 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         switch = cfg.max_steps  # standard MLM throughout: no adversarial phase to log, plot or mark
     if cfg.data.tokenizer is None:
         raise UserError("data.tokenizer is not set (a tokenizer directory, e.g. from `alum tokenizer train`)")
+    check_data(cfg.data, cfg.masking.whole_word)  # before anything is built
 
     say(f"alum pretrain: resolved config\n{dump_yaml(cfg)}")
+    say(schedule(cfg, adversary.name, switch))
     rng.seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.data.tokenizer, "data.tokenizer")
     model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
-    say(f"model: {origin}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
     masked = MaskedBatches(tokenizer, cfg.masking, seed=cfg.seed)
     micro = cfg.engine.micro_batch_size
@@ -73,10 +78,16 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         check_world_size(checkpoints.latest())
         state = Checkpointer.load(engine, checkpoints.latest(), generators)
         step, counters = state["step"], state["counters"]
+        if state.get("switch", switch) != switch:
+            raise UserError(f"{cfg.adversarial.start_key} puts the switch at step {switch}, but {checkpoints.latest()} "
+                            f"was trained to switch at step {state['switch']}: resume with the same schedule "
+                            f"(adversarial.start_step={state['switch']})")
         order.load(state["data"])
         adversary.load_state_dict(state["adversary"])
-        say(f"resumed from {checkpoints.latest()} at step {step}")
-    if cfg.adversarial.preflight and adversary.name != "none" and step < cfg.max_steps:
+        say(f"model: {model.config.model_type}, {size}, resumed from {checkpoints.latest()} at step {step}")
+    else:
+        say(f"model: {origin}; {size}")
+    if cfg.adversarial.preflight and switch < cfg.max_steps and step < cfg.max_steps:  # a phase to come
         preflight(adversary, target, preflight_batch(validation, masked, blocks, micro), device, generators)
 
     # ---- the output directory: written only now, when nothing above can fail on bad input ----
@@ -95,53 +106,56 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             yield {k: v.to(device) for k, v in masked(rows).items()}
 
     batches = data()
-    stop = install_sigterm()
 
     def save(at_step: int) -> None:
         state = {"step": at_step, "counters": counters, "data": order.state(), "adversary": adversary.state_dict(),
-                 "world_size": distributed.world_size()}
+                 "world_size": distributed.world_size(), "switch": switch}
         path = checkpoints.save(engine, at_step, state, generators)
         say(f"checkpoint: {path}")
 
     # ---- the loop ----
     window = Window()
     bar = progress_bar(cfg.max_steps, "pretrain", initial=step)
-    while step < cfg.max_steps:
-        if stop.requested or (cfg.stop_after is not None and step >= cfg.stop_after):
-            save(step)
-            say(f"stopped at step {step} of {cfg.max_steps} with a checkpoint; continue with --resume")
-            log.close()
-            return {"step": step, "stopped": True}
-        adversarial = step >= switch
-        started = time.perf_counter()
-        micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
-        reports, stepped = trainers[adversarial].update(micro_batches)
-        seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
-        step += 1
-        counters["skipped_updates"] += not stepped
-        counters["bad_streak"] = 0 if stepped else counters["bad_streak"] + 1
-        window.add(reports, micro_batches, seconds, adversarial)
-        bar.update(1)
+    with stop_signals() as stop:  # SIGTERM and Ctrl-C: a checkpoint at the end of the step
+        while step < cfg.max_steps:
+            signalled = distributed.any_rank(stop.requested, device)  # a signal reaches each rank at its own moment
+            if signalled or (cfg.stop_after is not None and step >= cfg.stop_after):
+                save(step)
+                say(f"stopped at step {step} of {cfg.max_steps} with a checkpoint; continue with --resume")
+                log.close()
+                return {"step": step, "stopped": True, **({"signal": stop.signal} if stop.signal else {})}
+            adversarial = step >= switch
+            if step == switch:
+                say(f"step {step + 1} of {cfg.max_steps}: switching from masked LM to '{adversary.name}'")
+            started = time.perf_counter()
+            micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
+            reports, stepped = trainers[adversarial].update(micro_batches)
+            seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
+            step += 1
+            counters["skipped_updates"] += not stepped
+            counters["bad_streak"] = 0 if stepped else counters["bad_streak"] + 1
+            window.add(reports, micro_batches, seconds, adversarial)
+            bar.update(1)
 
-        if counters["bad_streak"] >= cfg.max_bad_steps:
-            latest = checkpoints.latest()
-            raise UserError(
-                f"{cfg.max_bad_steps} updates in a row had non-finite losses (step {step}); stopping. "
-                f"The last complete checkpoint is {latest or 'none'}: lower optim.lr or check the data"
-            )
-        if step % cfg.log_every == 0 or step == cfg.max_steps:
-            metrics = window.summary(engine, adversary if adversarial else standard, trainers[adversarial], device)
-            metrics.update(skipped_updates=counters["skipped_updates"])
-            log.log(step, metrics, console=False)
-            bar.set_postfix(loss=f"{metrics['loss']:.3f}", phase=metrics["phase"])
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
-            if scores:
-                log.log(step, scores, console=False)
-                say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
-        if step % cfg.save_every == 0 and step < cfg.max_steps:
-            save(step)
-    bar.close()
+            if counters["bad_streak"] >= cfg.max_bad_steps:
+                latest = checkpoints.latest()
+                raise UserError(
+                    f"{cfg.max_bad_steps} updates in a row had non-finite losses (step {step}); stopping. "
+                    f"The last complete checkpoint is {latest or 'none'}: lower optim.lr or check the data"
+                )
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                metrics = window.summary(engine, adversary if adversarial else standard, trainers[adversarial], device)
+                metrics.update(skipped_updates=counters["skipped_updates"])
+                log.log(step, metrics, console=False)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", phase=metrics["phase"])
+            if step % cfg.eval_every == 0 or step == cfg.max_steps:
+                scores = distributed.mean_over_ranks(evaluate(engine.module, validation, device), device)
+                if scores:
+                    log.log(step, scores, console=False)
+                    say(f"step {step}: " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+            if step % cfg.save_every == 0 and step < cfg.max_steps:
+                save(step)
+        bar.close()
 
     # ---- the end: a checkpoint, the HF export, the loss curve ----
     save(step)
@@ -152,13 +166,23 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
         records = read_metrics(output / "metrics.jsonl")
         switched = switch < cfg.max_steps
         png = plots.loss_curve(records, output / "loss_curve.png", switch if switched else None,
-                               f"MLM pretraining, {adversary.name} from step {switch}" if switched else "MLM pretraining")
+                               f"MLM pretraining, {adversary.name} from step {switch + 1}" if switched else "MLM pretraining")
         final = {"step": step, "export": str(export), "loss_curve": str(png),
                  **{k: v for r in records for k, v in r.items() if k.startswith("val_")}}
         (output / "final_metrics.json").write_text(json.dumps(final, indent=2))
         say(f"exported {export} (AutoModelForMaskedLM / AutoTokenizer); loss curve {png}")
     log.close()
     return final
+
+
+def schedule(cfg: PretrainConfig, method: str, switch: int) -> str:
+    """What the run will do, step by step, and the key that decided it."""
+    total = cfg.max_steps
+    if switch >= total:
+        why = "adversarial.method=none" if method == "none" else f"{cfg.adversarial.start_key} puts the switch at the end"
+        return f"schedule: masked LM for all {total} steps ({why})"
+    standard = f"masked LM for steps 1-{switch}, then " if switch else ""
+    return f"schedule: {standard}'{method}' for steps {switch + 1}-{total} ({cfg.adversarial.start_key})"
 
 
 def check_output(output: Path, checkpoints: Checkpointer, resume: bool, overwrite: bool) -> bool:
@@ -278,27 +302,49 @@ def export_hf(engine, tokenizer, path: Path) -> None:
         if distributed.is_main():
             staged = staging(path)
             module.save_pretrained(staged, safe_serialization=True)
-            tokenizer.save_pretrained(staged)
+            save_tokenizer_for(module, tokenizer, staged)
             publish(staged, path)
     distributed.barrier()
 
 
 class _Stop:
-    requested = False
+    """The signal that asked the loop to stop after its current step, if one did."""
+
+    signal: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
 
 
-def install_sigterm() -> _Stop:
-    """SIGTERM (a scheduler preempting the job) ends the current step, writes a checkpoint and exits."""
+@contextlib.contextmanager
+def stop_signals() -> Iterator[_Stop]:
+    """SIGTERM (a scheduler preempting the job) and a first Ctrl-C end the current step, write a checkpoint and
+    stop; a second Ctrl-C stops at once, as Ctrl-C does elsewhere. The handlers before are back on exit."""
     stop = _Stop()
 
-    def handler(signum, frame):
-        stop.requested = True
+    def on_term(signum, frame):
+        stop.signal = stop.signal or "SIGTERM"
 
+    def on_interrupt(signum, frame):
+        if stop.signal == "SIGINT":
+            raise KeyboardInterrupt
+        stop.signal = "SIGINT"
+        # os.write, not print: a handler may run inside a print, or inside the progress bar's lock
+        os.write(2, b"\nCtrl-C: ending this step, then a checkpoint (Ctrl-C again stops at once, losing the steps "
+                    b"since the last checkpoint)\n")
+
+    previous = {}
+    for number, handler in ((signal.SIGTERM, on_term), (signal.SIGINT, on_interrupt)):
+        try:
+            previous[number] = signal.signal(number, handler)
+        except ValueError:  # not the main thread (e.g. inside a test runner's worker)
+            pass
     try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. inside a test runner's worker)
-        pass
-    return stop
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _synced(started: float) -> float:

@@ -1,6 +1,6 @@
 """`alum evaluate`: a fine-tuned model's metrics on any file in its task's format, clean and under an
 embedding-space PGD attack; several models at once to compare their robustness. The last line of stdout
-is one JSON object."""
+is one JSON object; `--output FILE` writes it to a file too."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--attack-norm", choices=["l2", "linf"])
     p.add_argument("--attack-level", choices=["token", "example"])
     p.add_argument("--no-attack", action="store_true", help="clean metrics only")
+    p.add_argument("--output", metavar="FILE", help="also write the JSON object to this file")
     p.set_defaults(run=run)
 
 
@@ -82,6 +83,8 @@ def run(args) -> int:
     if args.max_seq_len is not None and args.max_seq_len < 8:
         raise UserError(f"--max-seq-len must be at least 8, got {args.max_seq_len}")
     attack = attack_config(args)
+    if args.output is not None:
+        check_output_file(Path(args.output))
     # Every model and its data checked before the first is evaluated: a model without a trained head too
     # (loaded to see, and let go, so that comparing several models never holds them all at once).
     checked = []
@@ -101,7 +104,7 @@ def run(args) -> int:
     for name, model_dir, tokenizer, task, data in checked:
         model, _ = load_classifier(model_dir, task)
         batches = DataLoader(data, batch_size=args.batch_size, collate_fn=Collator(tokenizer, task.regression))
-        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack)
+        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack, label=name)
         results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
         print(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
     summary = {"file": args.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}
@@ -110,4 +113,29 @@ def run(args) -> int:
     else:
         summary["models"] = results
     print(json.dumps(summary))
+    if args.output is not None:
+        write_output(Path(args.output), summary)
     return 0
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse, before any model is evaluated, an --output that cannot be written."""
+    from alum.errors import UserError
+    from alum.training.publish import check_directory
+
+    if path.is_dir():
+        raise UserError(f"--output {path}: a directory, not a file")
+    check_directory(path.parent, "--output", given=path)
+
+
+def write_output(path: Path, summary: dict) -> None:
+    """The JSON object, written aside and renamed: a file there before is replaced whole or left as it was."""
+    import os
+
+    from alum.errors import writing
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with writing("the evaluation", path):
+        partial.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(partial, path)

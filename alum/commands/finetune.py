@@ -6,8 +6,10 @@ from alum.commands.flags import Flag, add_flags, flag_values
 
 FLAGS = [
     Flag("--model", "model", "a local HF model directory (the pretrain stage's export, or any encoder)", metavar="DIR"),
+    Flag("--tokenizer", "tokenizer", "tokenizer directory (default: the model's own)", metavar="DIR"),
     Flag("--train-file", "data.train_file", "training file (tsv, csv or jsonl)", metavar="PATH"),
     Flag("--dev-file", "data.dev_file", "dev file, in the same format", metavar="PATH"),
+    Flag("--max-seq-len", "data.max_seq_len", "tokens per example (longer ones are cut)", type=int, metavar="N"),
     Flag("--output", "output", "output directory", metavar="DIR"),
     Flag("--method", "adversarial.method", "a core method, or several to compare", metavar="NAME[,NAME]"),
     Flag("--seeds", "train.seeds", "how many seeds to run", type=int, metavar="N"),
@@ -15,6 +17,11 @@ FLAGS = [
     Flag("--attack-eps", "attack.eps", "radius of the embedding attack in the final evaluation", type=float,
          metavar="EPS"),
     Flag("--attack-steps", "attack.steps", "steps of the embedding attack", type=int, metavar="K"),
+    Flag("--attack-step-size", "attack.step_size", "step size of the attack (default: 2.5 * eps / steps)",
+         type=float, metavar="S"),
+    Flag("--attack-norm", "attack.norm", "l2 or linf", metavar="NORM"),
+    Flag("--attack-level", "attack.level", "token or example", metavar="LEVEL"),
+    Flag("--no-attack", "attack.enabled", "clean evaluation only", const=False),
     Flag("--deepspeed", "engine.deepspeed", "a DeepSpeed JSON config, or a shipped one's name (zero2, bf16, ...)",
          metavar="JSON"),
 ]
@@ -30,7 +37,9 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML config, or a shipped preset's name (sst2, rte, generic, ...)")
     add_flags(p, FLAGS)
-    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the seeds an earlier run in the output directory finished (their result.json) and "
+                        "train the others, each from its first update: there is no resume inside a seed")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     p.set_defaults(run=run)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from alum.commands.flags import Flag, add_flags, flag_values
 
@@ -12,6 +13,10 @@ FLAGS = [
     Flag("--files", "data.files", "corpus files, globs or directories", metavar="PATH", nargs="+"),
     Flag("--data-dir", "data.prepared", "a corpus made by `alum prepare`: train from it without reading the text",
          metavar="DIR"),
+    Flag("--block-size", "data.block_size", "tokens per training block (with --data-dir: the prepared corpus's)",
+         type=int, metavar="N"),
+    Flag("--text-column", "data.text_column", "column of JSON lines / CSV / parquet files", metavar="NAME"),
+    Flag("--strict", "data.strict", "stop at the first undecodable line (default: skip and count)", const=True),
     Flag("--output", "output", "output directory", metavar="DIR"),
     Flag("--max-steps", "max_steps", "steps of the whole schedule", type=int, metavar="N"),
     Flag("--deepspeed", "engine.deepspeed", "a DeepSpeed JSON config, or a shipped one's name (zero2, bf16, ...)",
@@ -36,7 +41,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML config, or a shipped preset's name (tiny, bert-base, ...)")
     add_flags(p, FLAGS)
-    p.add_argument("--resume", action="store_true", help="continue from the latest complete checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue, exactly, from the latest complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the output directory")
     p.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)  # passed by the deepspeed launcher
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
@@ -61,16 +66,24 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from alum.config import load_config
+    from alum.config import load_config, parse_override
     from alum.pretrain.config import PretrainConfig
+    from alum.pretrain.data import take_from_manifest
     from alum.pretrain.train import run as train
+    from alum.training.metrics import say
 
     given = flag_values(args, FLAGS)
     cfg = load_config(PretrainConfig, args.config, args.overrides, given, kind="pretrain")
-    if "data.prepared" in given and "data.files" not in given and not any(o.startswith("data.files=") for o in args.overrides):
+    on_command_line = {*given, *(parse_override(o)[0] for o in args.overrides)}
+    if "data.prepared" in given and "data.files" not in on_command_line:
         cfg.data.files = []  # --data-dir stands in for the preset's files; with --files too, they are checked
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
-    return 0
+    if cfg.data.prepared is not None:
+        taken = take_from_manifest(cfg.data, on_command_line)
+        if taken:
+            say(f"from the prepared corpus's manifest: {', '.join(taken)}")
+    result = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    # Ctrl-C stops with a checkpoint, yet the command was interrupted: a script running it must not go on
+    return 130 if result.get("signal") == "SIGINT" else 0
 
 
 def run_prepare(args) -> int:
@@ -94,8 +107,11 @@ def run_prepare(args) -> int:
     manifest = prepare.prepare(files, args.tokenizer, output, block_size=args.block_size, whole_word=args.whole_word,
                                text_column=args.text_column, strict=args.strict, num_proc=args.num_proc,
                                progress=not args.no_progress)
-    prepare.check_not_empty(manifest, output)
     print(f"prepared {output}: {manifest['blocks']:,} blocks of {manifest['block_size']} tokens from "
-          f"{manifest['text_bytes'] / 1e6:,.1f} MB of text in {len(manifest['shards'])} shard(s), "
+          f"{manifest['text_bytes'] / 1e6:,.1f} MB of text ({manifest['texts']:,} texts, "
+          f"{prepare.skipped_lines(manifest)}) in {len(manifest['shards'])} shard(s), "
           f"{manifest['processes']} process(es), {manifest['seconds']:.1f}s; train with --data-dir {output}")
+    unknown = prepare.unknown_warning(manifest)
+    if unknown:
+        print(f"alum prepare: warning: {unknown}", file=sys.stderr)
     return 0

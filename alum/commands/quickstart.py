@@ -54,6 +54,8 @@ def run(args) -> int:
         from alum.pretrain.train import run as pretrain
 
         final = pretrain(configs["pretrain"])
+        if final.get("stopped"):  # Ctrl-C or SIGTERM: the pretraining checkpointed and stopped, and so does this
+            raise KeyboardInterrupt
         steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),
                          result=f"validation MLM loss {final.get('val_loss', float('nan')):.3f}, "
                                 f"accuracy {final.get('val_accuracy', float('nan')):.3f}")

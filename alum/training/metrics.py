@@ -90,9 +90,11 @@ def route_core_messages() -> None:
 route_core_messages()
 
 
-def progress_bar(total: int, desc: str, initial: int = 0) -> tqdm:
-    """The progress bar of a training loop, drawn by rank 0 alone."""
-    return tqdm(total=total, initial=initial, desc=desc, disable=not _is_main(), dynamic_ncols=True)
+def progress_bar(total: int, desc: str, initial: int = 0, unit: str = "it", leave: bool = True) -> tqdm:
+    """The progress bar of a training loop or any other long phase, drawn by rank 0 alone. `leave=False`: gone
+    when done (a phase whose result a line reports)."""
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, disable=not _is_main(),
+                dynamic_ncols=True)
 
 
 def _is_main() -> bool:

@@ -11,15 +11,16 @@ from pathlib import Path
 from alum.errors import UserError
 
 
-def check_directory(path: Path, flag: str = "--output") -> None:
+def check_directory(path: Path, flag: str = "--output", given: Path | None = None) -> None:
     """Refuse, before any work, an output directory that cannot be written: it, or a folder above it, is a
-    file, or the nearest folder that exists is read-only."""
+    file, or the nearest folder that exists is read-only. `given`: the path the flag named, when `path` is
+    the folder of a file to write."""
     for parent in (path, *path.parents):
         if parent.exists():
             if not parent.is_dir():
-                raise UserError(f"{flag} {path}: '{parent}' is a file, not a directory")
+                raise UserError(f"{flag} {given or path}: '{parent}' is a file, not a directory")
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"{flag} {path}: '{parent}' is not writable")
+                raise UserError(f"{flag} {given or path}: '{parent}' is not writable")
             return
 
 

@@ -19,8 +19,10 @@ def build(out: Path, files: list[Path]) -> Path:
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     # the tsv files whole, header and labels included: it only has to cover the words
     wordpiece.train([str(f) for f in files], vocab_size=1000, show_progress=False)
-    wordpiece.save_model(str(out))
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    # From the trained object: transformers 5 ignores BertTokenizerFast(vocab_file=...) and makes a tokenizer
+    # of the five special tokens alone, which turned every word into [UNK].
+    tokenizer = BertTokenizerFast(tokenizer_object=wordpiece._tokenizer, unk_token="[UNK]", sep_token="[SEP]",
+                                  pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
     tokenizer.save_pretrained(str(out))
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -30,7 +30,7 @@ def finite(value) -> bool:
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_pretraining_crosses_the_switch_in_reduced_precision(tmp_path, tokenizer_dir, precision):
     cfg = tiny_config(tmp_path, tokenizer_dir, SAMPLE, **{"engine.precision": precision, "max_steps": 8,
-                                                          "adversarial.start": 4})
+                                                          "adversarial.start_step": 4})
     pretrain_train.run(cfg)
     rows = [r for r in read_metrics(Path(cfg.output) / "metrics.jsonl") if "phase" in r]  # log_every=1
     assert [r["phase"] for r in rows] == ["standard"] * 4 + ["adversarial"] * 4

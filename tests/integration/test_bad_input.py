@@ -161,12 +161,17 @@ def evaluate_base(w: W) -> list:
     return ["evaluate", "--model", w.ft, "--file", w.dev, "--attack-steps", 1]
 
 
+def prepare_base(w: W) -> list:
+    return ["prepare", "--tokenizer", w.tok, "--files", w.corpus, "--output", w.prior, "--overwrite", "--block-size", 16,
+            "--num-proc", 1, "--no-progress"]
+
+
 def quickstart_base(w: W) -> list:
     return ["quickstart", "--output", w.prior, "--pretrain-steps", 2, "--finetune-epochs", 1]
 
 
 BASES = {"tokenizer train": tok_train_base, "tokenizer stats": tok_stats_base, "pretrain": pretrain_base,
-         "finetune": finetune_base, "evaluate": evaluate_base, "quickstart": quickstart_base}
+         "prepare": prepare_base, "finetune": finetune_base, "evaluate": evaluate_base, "quickstart": quickstart_base}
 
 def common_config_rows(command: str, key_unknown: str, key_int: str, preset_kind: str) -> list[Row]:
     """The YAML and override rows every command with a --config shares."""
@@ -304,6 +309,12 @@ ROWS: list[Row] = [
         "other.jsonl:1: no 'text' field"),
     Row("pretrain", "tokenizer-missing", lambda w: ["--tokenizer", w.tmp / "none"],
         "tokenizer '{w.tmp}/none' not found (data.tokenizer)"),
+    Row("pretrain", "tokenizer-a-model-without-tokenizer-files", lambda w: ["--tokenizer", without_tokenizer(w, w.model)],
+        "'{w.tmp}/in/no-tok' holds no tokenizer files (tokenizer.json, vocab.txt"),
+    Row("pretrain", "data-dir-holds-no-prepared-corpus", lambda w: ["--data-dir", w.folder("nothing")],
+        "data.prepared: {w.tmp}/in/nothing holds no prepared corpus (no manifest.json); make one with `alum prepare`"),
+    Row("pretrain", "corpus-a-saved-dataset", lambda w: ["--files", saved_dataset(w)],
+        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk"),
     Row("pretrain", "tokenizer-json-truncated",
         lambda w: ["--tokenizer", tok_cut_json(w, w.tok, "t", "tokenizer.json")],
         "{w.tmp}/in/t"),
@@ -322,8 +333,23 @@ ROWS: list[Row] = [
         "key 'engine.precision' must be one of fp32, bf16, fp16"),
     Row("pretrain", "micro-batch-0", lambda w: ["engine.micro_batch_size=0"],
         "micro_batch_size and grad_accum must be at least 1"),
-    Row("pretrain", "switch-beyond-max-steps", lambda w: ["adversarial.start=50"],
-        "switch at step 50, beyond max_steps=2"),
+    Row("pretrain", "switch-beyond-max-steps", lambda w: ["adversarial.start_step=50"],
+        "adversarial.start_step=50 puts the switch at step 50, beyond max_steps=2"),
+    Row("pretrain", "switch-by-the-retired-key", lambda w: ["adversarial.start=1"],
+        "key 'adversarial.start' is retired: set adversarial.start_step (a number of masked-LM steps) or "
+        "adversarial.start_fraction (a share of max_steps) instead"),
+    Row("pretrain", "switch-by-the-retired-key-in-a-config",
+        lambda w: ["--config", w.file("old.yaml", "adversarial:\n  start: 1.0\n")],
+        "old.yaml (with command-line overrides): key 'adversarial.start' is retired"),
+    Row("pretrain", "switch-by-step-and-fraction", lambda w: ["adversarial.start_step=1", "adversarial.start_fraction=0.5"],
+        "adversarial.start_step (1) and adversarial.start_fraction (0.5) are both set: set one"),
+    Row("pretrain", "switch-by-step-and-fraction-in-a-config",
+        lambda w: ["--config", w.file("both.yaml", "adversarial: {start_step: 1, start_fraction: 0.5}\n")],
+        "both.yaml (with command-line overrides): adversarial.start_step (1) and adversarial.start_fraction (0.5) are both set"),
+    Row("pretrain", "switch-fraction-above-1", lambda w: ["adversarial.start_fraction=1.5"],
+        "adversarial.start_fraction must be in [0, 1] (a share of max_steps), got 1.5"),
+    Row("pretrain", "switch-step-a-fraction", lambda w: ["adversarial.start_step=0.5"],
+        "key 'adversarial.start_step' expects int, got float 0.5"),
     Row("pretrain", "unknown-method", lambda w: ["--method", "almu"], "unknown method 'almu'"),
     Row("pretrain", "unknown-method-option", lambda w: ["adversarial.options.alum.alpah=3"],
         "unknown key 'adversarial.options.alum.alpah'"),
@@ -360,6 +386,28 @@ ROWS: list[Row] = [
         "block"),
     *common_config_rows("pretrain", "optim.lrr", "log_every", "pretrain"),
 
+    # ---- prepare: the output holds an earlier prepared corpus and --overwrite is given ---------------------
+    Row("prepare", "corpus-missing", lambda w: ["--files", w.tmp / "nope.txt"], "corpus path '{w.tmp}/nope.txt' not found"),
+    Row("prepare", "corpus-empty", lambda w: ["--files", w.file("empty.txt", "")], "corpus is empty"),
+    Row("prepare", "corpus-binary", lambda w: ["--files", w.binary("blob.txt")], "blob.txt"),
+    Row("prepare", "corpus-an-arrow-file", lambda w: ["--files", arrow_file(w), "--block-size", 128],
+        "the corpus gives 0 blocks of 128 tokens"),
+    Row("prepare", "corpus-a-saved-dataset", lambda w: ["--files", saved_dataset(w)],
+        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk, not corpus files"),
+    Row("prepare", "corpus-a-file-of-a-saved-dataset", lambda w: ["--files", saved_dataset(w) / "state.json"],
+        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk"),
+    Row("prepare", "corpus-shorter-than-a-block", lambda w: ["--files", w.file("short.txt", "a few words\n")],
+        "the corpus gives 0 blocks of 16 tokens: 1 text(s) of "),
+    Row("prepare", "tokenizer-missing", lambda w: ["--tokenizer", w.tmp / "none"], "tokenizer '{w.tmp}/none' not found"),
+    Row("prepare", "tokenizer-a-model-without-tokenizer-files", lambda w: ["--tokenizer", without_tokenizer(w, w.model)],
+        "'{w.tmp}/in/no-tok' holds no tokenizer files (tokenizer.json, vocab.txt"),
+    Row("prepare", "tokenizer-of-special-tokens-only", lambda w: ["--tokenizer", specials_only(w)],
+        "'{w.tmp}/in/specials' holds no vocabulary (--tokenizer): the tokenizer made from it has its 5 special tokens"),
+    Row("prepare", "block-size-4", lambda w: ["--block-size", 4], "--block-size must be at least 8"),
+    Row("prepare", "output-holds-a-corpus", lambda w: ["prepare", "--tokenizer", w.tok, "--files", w.corpus, "--output",
+                                                      w.prior, "--no-progress"],
+        "--output {w.prior} is not empty: pass --overwrite", base=False),
+
     # ---- finetune: a fresh output directory (the one holding a run is its own row) ------------------------
     Row("finetune", "train-missing", lambda w: ["--train-file", w.tmp / "nope.tsv"],
         "train file '{w.tmp}/nope.tsv' not found"),
@@ -394,9 +442,13 @@ ROWS: list[Row] = [
         "model directory '{w.tmp}/nomodel' not found (model)"),
     Row("finetune", "model-without-weights", lambda w: ["--model", bare_model(w)],
         "no weights (model.safetensors or pytorch_model.bin)"),
+    Row("finetune", "model-without-tokenizer-files", lambda w: ["--model", without_tokenizer(w, w.model)],
+        "'{w.tmp}/in/no-tok' holds no tokenizer files (tokenizer.json, vocab.txt"),
     Row("finetune", "model-config-truncated", lambda w: ["--model", tok_cut_json(w, w.model, "m", "config.json")],
         "{w.tmp}/in/m/config.json: cannot be read as a model config"),
     Row("finetune", "model-weights-truncated", lambda w: ["--model", cut_weights(w)], "model.safetensors"),
+    Row("finetune", "tokenizer-missing", lambda w: ["--tokenizer", w.tmp / "none"],
+        "tokenizer '{w.tmp}/none' not found (tokenizer)"),
     Row("finetune", "tokenizer-json-truncated",
         lambda w: [f"tokenizer={tok_cut_json(w, w.model, 't', 'tokenizer.json')}"],
         "{w.tmp}/in/t"),
@@ -463,6 +515,8 @@ ROWS: list[Row] = [
     Row("evaluate", "model-missing", lambda w: ["--model", w.tmp / "nomodel"],
         "model directory '{w.tmp}/nomodel' not found"),
     Row("evaluate", "model-without-weights", lambda w: ["--model", bare_model(w)], "no weights"),
+    Row("evaluate", "model-without-tokenizer-files", lambda w: ["--model", without_tokenizer(w, w.ft)],
+        "'{w.tmp}/in/no-tok' holds no tokenizer files"),
     Row("evaluate", "model-without-task-file", lambda w: ["--model", w.model], "no alum_task.json"),
     Row("evaluate", "task-file-truncated", lambda w: ["--model", tok_cut_json(w, w.ft, "f", "alum_task.json")],
         "{w.tmp}/in/f/alum_task.json"),
@@ -485,6 +539,12 @@ ROWS: list[Row] = [
     Row("evaluate", "max-seq-len-0", lambda w: ["--max-seq-len", 0], "--max-seq-len"),
     Row("evaluate", "max-seq-len-past-positions", lambda w: ["--max-seq-len", 100],
         "--max-seq-len is 100 but the model in"),
+    Row("evaluate", "output-is-a-directory", lambda w: ["--output", w.folder("results")],
+        "--output {w.tmp}/in/results: a directory, not a file"),
+    Row("evaluate", "output-under-a-file", lambda w: ["--output", w.file("taken", "mine") / "result.json"],
+        "--output {w.tmp}/in/taken/result.json: '{w.tmp}/in/taken' is a file, not a directory"),
+    Row("evaluate", "output-read-only", lambda w: ["--output", read_only(w) / "result.json"], "{w.tmp}/in/ro",
+        (NOT_AS_ROOT,)),
 
     # ---- quickstart: the output holds an earlier quickstart, which it would replace ------------------------
     Row("quickstart", "pretrain-steps-0", lambda w: ["--pretrain-steps", 0], "--pretrain-steps"),
@@ -518,6 +578,43 @@ def bare_model(w: W) -> Path:
     bare.mkdir(parents=True)
     shutil.copy(w.model / "config.json", bare / "config.json")
     return bare
+
+
+def without_tokenizer(w: W, model: Path) -> Path:
+    """A copy of a model directory with everything but its tokenizer (as `save_pretrained` of a model alone)."""
+    folder = w.tmp / "in" / "no-tok"
+    folder.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors", "alum_task.json"):
+        if (model / name).is_file():
+            shutil.copy(model / name, folder / name)
+    return folder
+
+
+def specials_only(w: W) -> Path:
+    """A tokenizer directory whose vocabulary is its special tokens and nothing else."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    folder = w.tmp / "in" / "specials"
+    tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])},
+                                     unk_token="[UNK]"))
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
+    return folder
+
+
+def saved_dataset(w: W) -> Path:
+    """The corpus as `datasets.Dataset.save_to_disk` writes it: Arrow files and their JSON descriptions."""
+    import datasets
+
+    folder = w.tmp / "in" / "saved"
+    datasets.Dataset.from_dict({"text": w.lines().splitlines()}).save_to_disk(str(folder))
+    return folder
+
+
+def arrow_file(w: W) -> Path:
+    """An Arrow file of `datasets` (as its cache holds them), given as if it were text."""
+    return shutil.copy(next(saved_dataset(w).glob("*.arrow")), w.tmp / "in" / "cache-5f2d.arrow")
 
 
 def cut_weights(w: W) -> Path:
@@ -567,6 +664,8 @@ def built(tmp_path_factory, tokenizer_dir, model_dir, small_corpus):
         "config.yaml": "model: m\n", "metrics.json": '{"mean": 0.5}\n', "best/config.json": "{}\n",
         "best/model.safetensors": b"\x01" * 64, "seed-1/metrics.jsonl": '{"step": 1}\n',
         "seed-1/result.json": "{}\n"})
+    prior["prepare"] = fake_run(root / "prior-prepare", {
+        "manifest.json": '{"format": "alum-prepared-corpus/1", "blocks": 1}\n', "shards/part-00000.arrow": b"\x02" * 64})
     prior["quickstart"] = fake_run(root / "prior-quickstart", {
         "quickstart.json": "[]\n", "tokenizer/tokenizer.json": "{}\n", "pretrain/metrics.jsonl": "{}\n",
         "finetune/metrics.json": "{}\n", "evaluate.json": "{}\n"})

@@ -92,8 +92,10 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
     none, smart = str(compared / "none" / "best"), str(compared / "smart" / "best")
     capsys.readouterr()
-    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-eps", "0.5"]) == 0
+    written = tmp_path / "results" / "smart.json"
+    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-eps", "0.5", "--output", str(written)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.loads(written.read_text()) == result  # the same object, in the file --output names
     assert result["model"] == smart and result["task"] == "sst2" and result["examples"] == 8
     assert result["attack"]["eps"] == 0.5
     assert result["attack_accuracy"] <= result["accuracy"]  # the attack climbs the loss: it cannot help
@@ -105,6 +107,20 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     both = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(both["models"]) == {none, smart} and "attack_accuracy" not in both["models"][none]
     assert both["models"][smart]["accuracy"] == result["accuracy"]  # the attack leaves the clean figure alone
+
+
+def test_every_evaluation_shows_its_progress(compared, tmp_path, model_dir, capsys):
+    """The attack takes K ascent steps per batch (minutes on a CPU for a dev set): it and the clean pass show
+    progress bars, in `alum evaluate` and in the fine-tuning run's own evaluations."""
+    dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
+    smart = str(compared / "smart" / "best")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", smart, "--file", str(dev), "--attack-steps", "2"]) == 0
+    err = capsys.readouterr().err
+    assert f"{smart}: clean:   0%|" in err and f"{smart}: under attack (2 steps):   0%|" in err and "0/8 [" in err
+    finetune(tmp_path, model_dir, "--method", "none", "--max-steps", "1", "--attack-steps", "3")
+    err = capsys.readouterr().err
+    assert "none seed 1 dev: clean:" in err and "none seed 1 best: under attack (3 steps):" in err
 
 
 def test_a_task_that_can_be_learned_is_learned(tmp_path, model_dir):

@@ -13,8 +13,19 @@ from support.data import sst2_subset
 from support.pretrain import tiny_config
 
 
+LONG = "The tower is tall and the <mask> is wide. " + "It stands by the river, older than the town. " * 20
+
+
 def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):
-    export = pretrain_train.run(tiny_config(tmp_path, tokenizer_dir, small_corpus))["export"]
+    from transformers import pipeline
+
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
+    export = pretrain_train.run(cfg)["export"]
+    # the export is one consistent HF directory: the pipelines cut an input longer than the model's positions
+    fill = pipeline("fill-mask", model=export, device="cpu")
+    assert len(fill.tokenizer(LONG)["input_ids"]) > cfg.data.block_size
+    assert fill.tokenizer.model_max_length == cfg.data.block_size
+    assert len(fill(LONG, tokenizer_kwargs={"truncation": True})) == 5  # the top 5 fillers of the mask
     train, dev = sst2_subset(tmp_path, 32, 16)
     out = tmp_path / "finetuned"
     code = main(["finetune", "--config", "sst2", "--model", str(export), "--train-file",
@@ -30,3 +41,5 @@ def test_pretrain_export_fine_tunes(tmp_path, tokenizer_dir, small_corpus):
     n = summary["dev_examples"]
     assert n == 16 and summary["mean"] * n == pytest.approx(round(summary["mean"] * n))
     assert any(name.startswith("classifier") for name in summary["initialised"])  # a new head on the MLM body
+    classify = pipeline("text-classification", model=str(out / "best"), device="cpu")
+    assert classify(LONG, truncation=True)[0]["label"] in ("negative", "positive")

@@ -12,13 +12,16 @@ import torch
 
 pytest.importorskip("accelerate")  # transformers.Trainer needs it
 
-from transformers import Trainer  # noqa: E402
+from transformers import Trainer, TrainerCallback  # noqa: E402
 
 from alum.errors import UserError  # noqa: E402
-from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from alum.finetune.hf_trainer import METHOD_STATE, AdversarialTrainer  # noqa: E402
 from support.hf_trainer import Examples, arguments, tiny, trained  # noqa: E402
 from support.paths import REPO  # noqa: E402
+from support.pretrain import assert_same_state  # noqa: E402
 from support.processes import environment, free_port  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_none_through_the_drop_in_is_the_plain_trainer(tmp_path):
@@ -56,6 +59,45 @@ def test_the_amp_loss_scale_is_lent_to_the_method(tmp_path):
     assert trainer.accelerator.scaler is None and _Backward(trainer).loss_scale() == 1.0
     trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=256.0)
     assert _Backward(trainer).loss_scale() == 256.0
+
+
+class StopAt(TrainerCallback):
+    """Ends training after update `step` with a checkpoint, as a job killed right after saving would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = control.should_training_stop = True
+
+
+def test_the_method_state_travels_in_checkpoints_and_resumes_bit_identical(tmp_path):
+    """SMART's teacher and skipped count: a run stopped at update 10 of 20 and resumed from its checkpoint ends
+    as the uninterrupted run, to the bit: weights, the teacher's weights and its 20 counted updates."""
+    def trainer(out, *callbacks):
+        model = tiny(dropout=0.1)  # dropout: the random streams must come back too
+        model.accepts_loss_kwargs = False  # as in support.hf_trainer.trained
+        return AdversarialTrainer(model=model, args=arguments(out, max_steps=20, save_strategy="no"),
+                                  train_dataset=Examples(), callbacks=list(callbacks), adversarial="smart",
+                                  adversarial_options={"constraint": "project", "eps": 0.05})
+
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+    stopped = trainer(tmp_path / "parts", StopAt(10))
+    stopped.train()
+    assert stopped.state.global_step == 10 and stopped.method.teacher.updates == 10
+    checkpoint = tmp_path / "parts" / "checkpoint-10"
+    resumed = trainer(tmp_path / "parts")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+
+    assert resumed.method.teacher.updates == whole.method.teacher.updates == 20
+    assert_same_state(resumed.method.state_dict(), whole.method.state_dict())
+    assert_same_state(resumed.model.state_dict(), whole.model.state_dict())
+
+    (checkpoint / METHOD_STATE).unlink()  # a checkpoint the plain Trainer wrote: SMART cannot resume from it
+    with pytest.raises(UserError, match=f"checkpoint-10: no {METHOD_STATE} .*'smart' cannot resume its state"):
+        trainer(tmp_path / "parts").train(resume_from_checkpoint=str(checkpoint))
 
 
 def test_freeat_is_refused_with_a_reason(tmp_path):

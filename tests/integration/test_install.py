@@ -51,6 +51,8 @@ def test_a_regular_install_is_one_package_with_its_presets_and_samples(installed
     assert top == ["alum"]  # no `tokenizer`, `pretrain` or `finetune` to clash with other distributions
     assert (site / "alum" / "configs" / "pretrain" / "tiny.yaml").is_file()
     assert (site / "alum" / "data" / "glue" / "SST-2" / "dev.tsv").is_file()
+    for stage in ("tokenizer", "pretrain", "finetune"):  # each stage's README ships with it
+        assert (site / "alum" / stage / "README.md").is_file(), stage
     empty = installed.parent / "elsewhere"
     empty.mkdir()
     out = run([str(installed / "bin" / "python"), "-c",

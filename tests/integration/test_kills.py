@@ -31,7 +31,7 @@ TIMING = {"tokens_per_s", "step_time", "adv_time_share"}
 
 def run_args(tokenizer: Path, output: Path, cache: Path) -> list[str]:
     return pretrain_args(
-        tokenizer, output, 4, 0, "--max-steps", str(STEPS), "adversarial.start=6", "eval_every=6", "save_every=1",
+        tokenizer, output, 4, 0, "--max-steps", str(STEPS), "adversarial.start_step=6", "eval_every=6", "save_every=1",
         "keep_checkpoints=2", f"data.cache_dir={cache}",
         "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}",
     )
@@ -174,8 +174,11 @@ def test_kills_at_random_moments_of_training(tmp_path, tokenizer_dir, cache, ref
               + "\n  ".join(moments))
 
 
-def test_sigterm_from_the_command_line_checkpoints_exits_0_and_resumes_exactly(tmp_path, tokenizer_dir, cache,
-                                                                               reference):
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_from_the_command_line_checkpoints_exits_and_resumes_exactly(tmp_path, tokenizer_dir, cache,
+                                                                              reference, sig, status):
+    """SIGTERM (a scheduler's preemption) exits 0; Ctrl-C exits 130, as an interrupted command does, so that
+    a script running it stops too. Both end the step and write a checkpoint first."""
     run = tmp_path / "run"
     args = run_args(tokenizer_dir, run, cache)
     with open(tmp_path / "log.txt", "w") as log:
@@ -184,12 +187,12 @@ def test_sigterm_from_the_command_line_checkpoints_exits_0_and_resumes_exactly(t
             deadline = time.time() + 240
             while not trained_past(run, 0) and proc.poll() is None and time.time() < deadline:
                 time.sleep(0.02)
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
             code = proc.wait(timeout=120)
         finally:
             kill_group(proc)
     output = (tmp_path / "log.txt").read_text()
-    assert code == 0, output[-3000:]
+    assert code == status, output[-3000:]
     assert "stopped at step" in output and "continue with --resume" in output, output[-3000:]
     stopped = resume_point(run)
     assert 1 <= stopped < STEPS and not (run / "final").exists()

@@ -31,7 +31,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), f"{key} differs"
 
 
-def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, small_corpus):
+def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, small_corpus, capsys):
     whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus)
     pretrain_train.run(whole)
 
@@ -39,31 +39,45 @@ def test_resume_across_the_switch_is_bit_identical(tmp_path, tokenizer_dir, smal
     stopped = pretrain_train.run(parts)
     assert stopped == {"step": 2, "stopped": True}
     assert not (Path(parts.output) / "final").exists()
+    moved = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, max_steps=8)  # half of 8: the switch at 4
+    moved.adversarial.start_step, moved.adversarial.start_fraction = None, 0.5
+    with pytest.raises(UserError, match=r"adversarial.start_fraction=0.5 puts the switch at step 4, but .*step-00000002 "
+                                        r"was trained to switch at step 3"):
+        pretrain_train.run(moved, resume=True)
     parts.stop_after = None
+    capsys.readouterr()
     pretrain_train.run(parts, resume=True)
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("model: ")]
+    assert said == [f"model: bert, 0.02M parameters, resumed from {Path(parts.output) / 'checkpoints' / 'step-00000002'} "
+                    "at step 2"]  # and not that a model was randomly initialised
 
     assert_same_weights(final_weights(whole), final_weights(parts))
     log = [line for line in (Path(parts.output) / "metrics.jsonl").read_text().splitlines()]
     assert log == (Path(whole.output) / "metrics.jsonl").read_text().splitlines() or _same_but_timing(log, whole)
 
 
-@pytest.mark.parametrize("stop_after", [2, 4])  # before the switch (no teacher yet), after it
-def test_smart_teacher_is_born_at_the_switch_and_resumes_exactly(tmp_path, tokenizer_dir, small_corpus, stop_after):
+@pytest.mark.parametrize("method, stop_after", [("smart", 2), ("smart", 4), ("freeat", 4)])
+def test_method_state_travels_in_checkpoints_and_resumes_exactly(tmp_path, tokenizer_dir, small_corpus, method,
+                                                                 stop_after):
     """SMART as the pretraining method: its teacher is the model at the switch (step 3), its beta schedule
-    counts the 3 adversarial updates, and a run stopped on either side of the switch resumes bit-identical."""
-    smart = {"adversarial.method": "smart", "adversarial.options": "{}"}
-    whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, **smart)
+    counts the 3 adversarial updates, and a run stopped on either side of the switch resumes bit-identical.
+    FreeAT: the delta it carries from batch to batch comes back from the checkpoint."""
+    options = {"adversarial.method": method, "adversarial.options": "{}"}
+    whole = tiny_config(tmp_path / "a", tokenizer_dir, small_corpus, **options)
     pretrain_train.run(whole)
-    parts = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, stop_after=stop_after, **smart)
+    parts = tiny_config(tmp_path / "b", tokenizer_dir, small_corpus, stop_after=stop_after, **options)
     pretrain_train.run(parts)
     parts.stop_after = None
     pretrain_train.run(parts, resume=True)
 
     assert_same_weights(final_weights(whole), final_weights(parts))
-    teachers = [torch.load(Path(c.output) / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
-                ["adversary"]["teacher"] for c in (whole, parts)]
-    assert teachers[0]["updates"] == 3 and teachers[1]["updates"] == 3
-    assert_same_weights(teachers[0]["weights"], teachers[1]["weights"])
+    states = [torch.load(Path(c.output) / "checkpoints" / "step-00000006" / "state.pt", weights_only=False)
+              ["adversary"] for c in (whole, parts)]
+    assert_same_state(states[0], states[1])
+    if method == "smart":
+        assert states[0]["teacher"]["updates"] == 3
+    else:
+        assert states[0]["carried"].abs().sum() > 0
 
 
 def _same_but_timing(log, whole):
@@ -74,16 +88,21 @@ def _same_but_timing(log, whole):
     return strip(log) == strip((Path(whole.output) / "metrics.jsonl").read_text().splitlines())
 
 
-def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenizer_dir, small_corpus):
+def test_metrics_log_phases_and_export_loads_without_our_code(tmp_path, tokenizer_dir, small_corpus, capsys):
     import json
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)
+    capsys.readouterr()
     result = pretrain_train.run(cfg)
     records = [json.loads(x) for x in (Path(cfg.output) / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if "phase" in r]
     assert [r["phase"] for r in train] == ["standard"] * 3 + ["adversarial"] * 3
+    # the schedule at start, and one line at the switch, as the phases in the log have it
+    out = capsys.readouterr().out.splitlines()
+    assert "schedule: masked LM for steps 1-3, then 'alum' for steps 4-6 (adversarial.start_step=3)" in out
+    assert [line for line in out if "switching" in line] == ["step 4 of 6: switching from masked LM to 'alum'"]
     adversarial = train[-1]
     for key in ("loss", "adv_loss", "delta_norm", "delta_effective", "delta_lost", "delta_cosine", "adv_skipped", "lr",
                 "tokens_per_s", "step_time"):
@@ -152,6 +171,18 @@ def test_preflight_changes_nothing(tmp_path, tokenizer_dir, small_corpus, monkey
     assert_same_state(a, b)
 
 
+def test_a_run_without_an_adversarial_phase_says_so_and_runs_no_preflight(tmp_path, tokenizer_dir, small_corpus,
+                                                                          monkeypatch, capsys):
+    calls = watch_preflight(monkeypatch)
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2)
+    cfg.adversarial.start_step, cfg.adversarial.start_fraction = None, 1.0  # a share: 1.0 is the whole run
+    capsys.readouterr()
+    pretrain_train.run(cfg)
+    out = capsys.readouterr().out.splitlines()
+    assert "schedule: masked LM for all 2 steps (adversarial.start_fraction=1.0 puts the switch at the end)" in out
+    assert calls == [] and not any("switching" in line for line in out)
+
+
 @pytest.mark.parametrize("error", [
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to "
@@ -201,8 +232,58 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path, tokenizer_dir, small_co
         result = pretrain_train.run(cfg)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert result == {"step": 3, "stopped": True}
+    assert result == {"step": 3, "stopped": True, "signal": "SIGTERM"}
     assert (Path(cfg.output) / "checkpoints" / "step-00000003" / "state.pt").is_file()
+
+
+def interrupt_during_step(monkeypatch, step: int, times: int) -> None:
+    """Ctrl-C (SIGINT to this process) `times` over, while step `step` computes its forward."""
+    calls = {"n": 0}
+    original = pretrain_train.mlm_forward
+
+    def forward(model, batch):
+        calls["n"] += 1
+        if calls["n"] == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return original(model, batch)
+
+    monkeypatch.setattr(pretrain_train, "mlm_forward", forward)
+
+
+@pytest.fixture
+def sigint_noted():
+    """While the run is not in charge of Ctrl-C, a SIGINT here is noted and nothing more (pytest's own handler
+    would end the whole session); the run's handlers must give this one back when it ends."""
+    heard = []
+
+    def note(signum, frame):
+        heard.append(signum)
+
+    previous = signal.signal(signal.SIGINT, note)
+    yield note, heard
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_ends_the_step_with_a_checkpoint(tmp_path, tokenizer_dir, small_corpus, monkeypatch, sigint_noted,
+                                                capfd):
+    note, heard = sigint_noted
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, save_every=100, **{"adversarial.preflight": "false"})
+    interrupt_during_step(monkeypatch, 3, times=1)
+    assert pretrain_train.run(cfg) == {"step": 3, "stopped": True, "signal": "SIGINT"}
+    assert (Path(cfg.output) / "checkpoints" / "step-00000003" / "state.pt").is_file() and not heard
+    assert "Ctrl-C: ending this step, then a checkpoint" in capfd.readouterr().err  # written to the terminal
+    assert signal.getsignal(signal.SIGINT) is note  # given back
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path, tokenizer_dir, small_corpus, monkeypatch, sigint_noted):
+    note, heard = sigint_noted
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, save_every=100, **{"adversarial.preflight": "false"})
+    interrupt_during_step(monkeypatch, 3, times=2)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_train.run(cfg)
+    assert not (Path(cfg.output) / "checkpoints").exists() and not heard
+    assert signal.getsignal(signal.SIGINT) is note
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
@@ -334,7 +415,7 @@ def test_an_update_whose_every_micro_batch_is_non_finite_is_skipped(tmp_path, to
     "overrides,message",
     [
         ({"data.files": "[/nonexistent/corpus.txt]"}, "corpus path '/nonexistent/corpus.txt' not found"),
-        ({"adversarial.start": "50"}, "switch at step 50, beyond max_steps=6"),
+        ({"adversarial.start_step": "50"}, "adversarial.start_step=50 puts the switch at step 50, beyond max_steps=6"),
         ({"adversarial.method": "almu"}, "unknown method 'almu'"),
         ({"adversarial.options.alum.alpah": "3"}, "unknown key 'adversarial.options.alum.alpah'"),
         ({"adversarial.options": "{alpha: 3}"}, "adversarial.options.alpha: unknown method"),
@@ -393,6 +474,29 @@ def test_fp16_without_a_gpu_is_a_one_line_error_before_any_work(tmp_path, tokeni
     assert not (tmp_path / "run").exists()
 
 
+TINY_RUN = ["--max-steps", "2", "data.block_size=32", "data.validation=2", "engine.micro_batch_size=2",
+            "adversarial.preflight=false",
+            "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"]
+
+
+def test_a_preset_trains_on_its_shipped_corpus_from_any_directory(tmp_path, tokenizer_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the preset's data/corpus/... is the sample inside the package
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--output", "out",
+                 f"data.cache_dir={tmp_path / 'cache'}", *TINY_RUN])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert (tmp_path / "out" / "final" / "model.safetensors").is_file()
+
+
+def test_a_missing_corpus_is_found_before_anything_is_built(tmp_path, tokenizer_dir, monkeypatch, capsys):
+    for step in ("load_tokenizer", "load_model", "build_engine"):
+        monkeypatch.setattr(pretrain_train, step, lambda *a, **k: pytest.fail("built before the data was checked"))
+    code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--output", str(tmp_path / "out"),
+                 "--files", str(tmp_path / "nope.txt"), *TINY_RUN])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.strip() == f"alum pretrain: error: corpus path '{tmp_path / 'nope.txt'}' not found"
+    assert "model:" not in out and not (tmp_path / "out").exists()
+
+
 def test_existing_run_needs_resume_or_overwrite(tmp_path, tokenizer_dir, small_corpus):
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, stop_after=2)
     pretrain_train.run(cfg)
@@ -407,7 +511,7 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
     encoder = tmp_path / "encoder"
     BertModel(BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(encoder)
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"model.path": str(encoder), "adversarial.start": 1})
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"model.path": str(encoder), "adversarial.start_step": 1})
     pretrain_train.run(cfg)
     out = capsys.readouterr()
     assert "has no MLM head: initialised cls randomly" in out.out + out.err
@@ -549,7 +653,7 @@ def test_wandb_logs_offline_by_default(tmp_path, tokenizer_dir, small_corpus, mo
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start": 1,
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, **{"adversarial.start_step": 1,
                       "wandb.enabled": "true", "wandb.name": "tiny-default"})
     assert cfg.wandb.mode == "offline"  # the shipped default
     pretrain_train.run(cfg)

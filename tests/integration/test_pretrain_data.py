@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from alum.cli import main
@@ -71,17 +72,39 @@ def test_prepared_corpus_trains_without_its_text_as_the_one_command_path(tmp_pat
     assert_same_weights(final_weights(from_dir), final_weights(one_command))
 
 
-def test_a_prepared_corpus_of_another_block_size_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):
+TINY_RUN = ["--max-steps", "2", "data.validation=2", "engine.micro_batch_size=2", "adversarial.preflight=false",
+            "model.overrides={hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64}"]
+
+
+def test_a_prepared_corpus_of_another_block_size_is_refused_before_anything_is_built(tmp_path, tokenizer_dir,
+                                                                                     small_corpus, capsys, monkeypatch):
     prepared = tmp_path / "prepared"
     assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
                  str(prepared), "--block-size", "32", "--no-progress"]) == 0
     capsys.readouterr()
+    for step in ("load_tokenizer", "load_model", "build_engine"):  # the manifest is read first
+        monkeypatch.setattr(pretrain_train, step, lambda *a, **k: pytest.fail("built before the data was checked"))
     code = main(["pretrain", "--config", "tiny", "--tokenizer", str(tokenizer_dir), "--data-dir", str(prepared),
                  "--output", str(tmp_path / "run"), "data.block_size=64"])  # the preset's data.files give way
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith("alum pretrain: error: data.block_size: ") and "block_size 32, this run asks 64" in err
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_prepared_corpus_gives_the_run_its_tokenizer_and_block_size(tmp_path, tokenizer_dir, small_corpus, capsys):
+    prepared = tmp_path / "prepared"
+    assert main(["prepare", "--tokenizer", str(tokenizer_dir), "--files", str(small_corpus), "--output",
+                 str(prepared), "--block-size", "32", "--no-progress"]) == 0
+    capsys.readouterr()
+    # the preset's block size (128) gives way to the manifest's; the tokenizer is the one it was made with
+    code = main(["pretrain", "--config", "tiny", "--data-dir", str(prepared), "--output", str(tmp_path / "run"),
+                 *TINY_RUN])
+    out = capsys.readouterr().out
+    assert code == 0, out[-2000:]
+    assert f"from the prepared corpus's manifest: data.tokenizer={tokenizer_dir.resolve()}, data.block_size=32" in out
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert (saved["tokenizer"], saved["block_size"]) == (str(tokenizer_dir.resolve()), 32)
 
 
 def test_prepare_into_a_path_under_a_file_is_a_one_line_error(tmp_path, tokenizer_dir, small_corpus, capsys):
@@ -95,11 +118,50 @@ def test_prepare_into_a_path_under_a_file_is_a_one_line_error(tmp_path, tokenize
     assert taken.read_text() == "mine"
 
 
+def prepare_cli(tokenizer, files, output, capsys, *extra) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["prepare", "--tokenizer", str(tokenizer), "--files", *map(str, files), "--output", str(output),
+                 "--block-size", "16", "--num-proc", "1", "--no-progress", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_prepare_counts_skipped_lines_even_when_there_are_none(tmp_path, tokenizer_dir, small_corpus, capsys):
+    code, out, _ = prepare_cli(tokenizer_dir, [small_corpus], tmp_path / "clean", capsys)
+    assert code == 0 and "(200 texts, 0 undecodable lines skipped)" in out, out
+    mixed = tmp_path / "mixed.txt"
+    lines = small_corpus.read_bytes().splitlines(keepends=True)
+    mixed.write_bytes(b"".join(lines[:2] + [b"\xff\xfe bad\n"] + lines[2:9] + [b"bad \xc3\n"] + lines[9:]))
+    code, out, _ = prepare_cli(tokenizer_dir, [mixed], tmp_path / "mixed", capsys)
+    assert code == 0 and f"2 undecodable lines skipped, the first at {mixed}:3" in out, out
+
+
+def test_a_corpus_the_tokenizer_cannot_represent_is_warned_with_its_share(tmp_path, tokenizer_dir, model_dir,
+                                                                         small_corpus, capsys):
+    # model_dir's tokenizer is word-level, trained on SST-2 sentences: most WikiText words are unknown to it
+    code, _, err = prepare_cli(model_dir, [small_corpus], tmp_path / "unfit", capsys)
+    manifest = json.loads((tmp_path / "unfit" / "manifest.json").read_text())
+    share = manifest["unknown_tokens"] / manifest["text_tokens"]
+    assert code == 0 and share > 0.3
+    assert err.strip() == (f"alum prepare: warning: {share:.1%} of the tokens of the corpus are the unknown token "
+                           f"'[UNK]' ({manifest['unknown_tokens']:,} of {manifest['text_tokens']:,}): the tokenizer "
+                           "does not fit this text")
+    code, _, err = prepare_cli(tokenizer_dir, [small_corpus], tmp_path / "fit", capsys)  # byte-level BPE: none
+    assert code == 0 and not err.strip()
+    # pretraining from the unfit corpus says so too, in its log
+    cfg = tiny_config(tmp_path / "run", model_dir, small_corpus, max_steps=3, **{
+        "data.prepared": str(tmp_path / "unfit"), "data.files": "[]", "data.block_size": 16,
+        "adversarial.preflight": "false"})
+    capsys.readouterr()
+    pretrain_train.run(cfg)
+    assert f"warning: {share:.1%} of the tokens of the corpus are the unknown token" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     cache = tmp_path / "cache"
     result = two(*pretrain_args(tokenizer_dir, tmp_path / "run", 4, 0, f"data.cache_dir={cache}", "--max-steps", "2",
-                                "adversarial.start=1"))
+                                "adversarial.start_step=1"))
     built = [line for line in result.stdout.splitlines() if "prepared corpus: built" in line]
     reads = [line for line in result.stdout.splitlines() if "prepared corpus: rank" in line]
     assert len(built) == 1 and "on rank 0" in built[0], result.stdout[-3000:]

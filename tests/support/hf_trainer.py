@@ -32,9 +32,10 @@ def tiny(dropout: float = 0.0):
 
 
 def arguments(tmp_path, **extra):
-    return TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                             max_steps=3, learning_rate=1e-3, logging_steps=1, save_strategy="no", report_to="none",
-                             use_cpu=True, seed=0, data_seed=0, disable_tqdm=True, **extra)
+    return TrainingArguments(**{
+        "output_dir": str(tmp_path), "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+        "max_steps": 3, "learning_rate": 1e-3, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+        "use_cpu": True, "seed": 0, "data_seed": 0, "disable_tqdm": True, **extra})
 
 
 def trained(cls, tmp_path, **kwargs):

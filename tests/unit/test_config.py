@@ -71,3 +71,24 @@ def test_flags_arrive_intact_and_win_over_overrides():
     odd = "runs/x #1: [a, b] {c}"
     cfg = load_config(PretrainConfig, "tiny", ["output=from-override", "max_steps=9"], {"output": odd}, kind="pretrain")
     assert cfg.output == odd and cfg.max_steps == 9
+
+
+@pytest.mark.parametrize("overrides, switch", [
+    ([], 100),  # the preset's start_fraction 0.5 of 200 steps
+    (["adversarial.start_step=1"], 1),  # a step: the preset's fraction gives way
+    (["adversarial.start_fraction=1"], 200),  # a share: 1 (or 1.0) is the whole run, never step 1
+    (["adversarial.start_fraction=0.25"], 50),
+])
+def test_the_switch_is_a_step_or_a_share_never_confused(overrides, switch):
+    cfg = load_config(PretrainConfig, "tiny", overrides, kind="pretrain")
+    assert cfg.max_steps == 200 and cfg.switch_step() == switch
+
+
+def test_a_key_given_on_the_command_line_replaces_its_alternative_from_the_file(tmp_path):
+    path = write(tmp_path, "adversarial: {start_step: 7}\n")
+    cfg = load_config(PretrainConfig, path, [], {"adversarial.start_fraction": 0.5})
+    assert (cfg.adversarial.start_step, cfg.adversarial.start_fraction) == (None, 0.5)
+    with pytest.raises(UserError, match="are both set: set one"):  # both on the command line: which one?
+        load_config(PretrainConfig, path, ["adversarial.start_step=3", "adversarial.start_fraction=0.5"])
+    with pytest.raises(UserError, match=r"c.yaml: key 'adversarial.start' is retired: set adversarial.start_step"):
+        load_config(PretrainConfig, write(tmp_path, "adversarial: {start: 1}\n"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from alum.errors import UserError
-from alum.finetune.data import Collator, encode, infer_labels, label_ids, read_split
+from alum.finetune.data import Collator, encode, infer_labels, label_ids, read_split, unknown_warning
 from alum.finetune.tasks import task_from
 from support.data import generic, write_jsonl, write_tsv
 from support.models import build_tokenizer
@@ -90,3 +90,14 @@ def test_encoding_and_padding_of_the_embedded_sample(tmp_path):
     assert len(small) == 10 and small.labels == data.subset(10, seed=0).labels  # the same draw every time
     batch = Collator(tokenizer, regression=False)([small[i] for i in range(4)])
     assert batch["input_ids"].shape == batch["attention_mask"].shape and batch["labels"].dtype.is_floating_point is False
+
+
+def test_a_task_file_the_tokenizer_cannot_represent_is_warned_with_its_share(tmp_path):
+    task = task_from("sst2")
+    split = read_split(write_tsv(tmp_path / "t.tsv", ["sentence", "label"], [["a good film", 1], ["zz qq", 0]]),
+                       task, "train")
+    fits = build_tokenizer(tmp_path / "fits", ["a good film", "zz qq"], vocab=50)
+    assert unknown_warning(encode(split, [1, 0], fits, 16), fits, "the file") is None
+    narrow = build_tokenizer(tmp_path / "narrow", ["a good film"], vocab=50)  # zz and qq unknown: 2 of 5 tokens
+    assert unknown_warning(encode(split, [1, 0], narrow, 16), narrow, "the file") == (
+        "40.0% of the tokens of the file are the unknown token '[UNK]' (2 of 5): the tokenizer does not fit this text")

@@ -139,3 +139,13 @@ def test_a_result_of_another_seed_is_refused(tmp_path, monkeypatch):
     finetune_run.write_json(tmp_path / "seed-2" / "result.json", result(1, 0.5).to_dict())
     with pytest.raises(UserError, match="holds smart seed 1, not smart seed 2"):
         sweep(tmp_path, monkeypatch, {}, {1: 0.5, 3: 0.5})
+
+
+def test_the_summary_table_shows_a_spread_only_over_several_seeds(tmp_path):
+    prep = SimpleNamespace(cfg=config(tmp_path, "train.seeds=2"), task=SimpleNamespace(name="sst2", metric="accuracy"),
+                           train=[0] * 8, dev=[0] * 4)
+    one = finetune_run.summarize(prep, "smart", [result(1, 0.75)])
+    two = finetune_run.summarize(prep, "none", [result(1, 0.5), result(2, 0.75)])
+    lines = finetune_run.table(prep, {"smart": one, "none": two}).splitlines()
+    assert lines[1].split()[:3] == ["smart", "0.7500", "0.3750"]  # dev and attack, no "± 0.0000" for one seed
+    assert lines[2].split()[:3] == ["none", "0.6250±0.1768", "0.3125±0.0884"]

@@ -375,9 +375,9 @@ def report(args) -> int:
         for arm, e in found.items():
             log = {k: statistics.fmean(v) for k, v in e["log"].items()}
             time_vs = f"{times[arm]['vs_none']:.2f}x" if arm in times else "-"
+            figures = " | ".join(f"{log[k]:.3g}" if k in log else "-" for k in ("adv_loss", "delta_norm", "delta_effective"))
             print(f"| {arm} | {','.join(map(str, e['seeds']))} | {spread(e['dev'])} | {spread(e['attack'])} | "
-                  f"{log.get('adv_loss', float('nan')):.3g} | {log.get('delta_norm', float('nan')):.3g} | "
-                  f"{log.get('delta_effective', float('nan')):.3g} | {time_vs} |")
+                  f"{figures} | {time_vs} |")
     pretrain = {name: R.pretrain_summary(out / "pretrain" / name) for name in PRETRAIN_ARMS}
     if any(pretrain.values()):
         print("\n### pretraining forks, then plain SST-2 fine-tuning\n")

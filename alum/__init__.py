@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "AdversarialTrainer": "alum.finetune.hf_trainer",
+    "AdversarialTrainer": "alum.training.hf_trainer",
     "METHODS": "alum.adversarial",
     "ForwardOutput": "alum.adversarial",
     "Method": "alum.adversarial",

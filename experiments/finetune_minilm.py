@@ -151,7 +151,7 @@ def plot(args) -> int:
     the mean over seeds, one line per method (a directory's name other than the task labels its lines)."""
     import statistics
 
-    from alum.training.plots import metric_per_epoch
+    from alum.io.plots import metric_per_epoch
 
     series, metric = {}, None
     for name in args.runs:

@@ -3,6 +3,6 @@
     alum finetune --config configs/finetune/sst2.yaml --model DIR --seeds 3
     alum evaluate --model runs/finetune/sst2/best --file contrast.tsv
 
-`alum.finetune.train` holds the loop; `alum.finetune.hf_trainer.AdversarialTrainer` is the drop-in for
-`transformers.Trainer` scripts. See finetune/README.md.
+`alum.finetune.train` holds the loop. For `transformers.Trainer` scripts, `from alum import AdversarialTrainer`
+is the drop-in (alum/training/hf_trainer.py: it needs the core alone, none of this stage). See finetune/README.md.
 """

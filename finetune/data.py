@@ -177,7 +177,7 @@ def encode(split: Split, labels: list[int] | list[float], tokenizer, max_len: in
 
 def unknown_warning(encoded: Encoded, tokenizer, what: str) -> str | None:
     """The warning for a task file the tokenizer mostly cannot represent (its text tokens, specials aside)."""
-    from alum.training.hf_dirs import unknown_share_warning
+    from alum.io.hf_dirs import unknown_share_warning
 
     unk, specials = tokenizer.unk_token_id, set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}
     ids = [i for row in encoded.features["input_ids"] for i in row if i not in specials]

@@ -18,8 +18,8 @@ from torch import nn
 
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError, writing
-from alum.training.hf_dirs import max_tokens, save_tokenizer_for
-from alum.training.publish import publish, staging
+from alum.io.hf_dirs import max_tokens, save_tokenizer_for
+from alum.io.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
 TASK_FILE = "alum_task.json"  # the task spec saved next to an exported model, for `alum evaluate`

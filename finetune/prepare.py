@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alum.errors import UserError
-from alum.training.hf_dirs import check_model_dir, load_tokenizer, max_tokens
+from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens
 from alum.training.metrics import say
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split, unknown_warning

@@ -26,12 +26,12 @@ from torch import nn
 
 from alum.config import dump_yaml, save_config
 from alum.errors import UserError
+from alum.io.plots import metric_per_epoch
+from alum.io.publish import check_directory
 from alum.training import distributed
 from alum.training.metrics import say
-from alum.training.plots import metric_per_epoch
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.model import export
-from alum.training.publish import check_directory
 from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.train import SeedResult, train_seed
 

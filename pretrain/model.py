@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from alum.errors import UserError
-from alum.training.hf_dirs import check_model_dir
+from alum.io.hf_dirs import check_model_dir
 from alum.pretrain.config import ModelConfig
 
 # Shapes and families of the presets. The large ones match the published BERT / RoBERTa models.

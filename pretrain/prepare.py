@@ -64,7 +64,7 @@ def prepare(files: list[Path], tokenizer_dir: str, output: str | Path, *, block_
             progress: bool = True) -> dict[str, Any]:
     """Build the prepared corpus in `output` and return its manifest. `num_proc` 0: every core."""
     from alum.corpus import disk_bytes
-    from alum.training.hf_dirs import load_tokenizer
+    from alum.io.hf_dirs import load_tokenizer
 
     output = Path(output)
     started = time.perf_counter()
@@ -262,7 +262,7 @@ def skipped_lines(manifest: dict[str, Any]) -> str:
 
 def unknown_warning(manifest: dict[str, Any]) -> str | None:
     """The warning for a corpus the tokenizer mostly cannot represent (a manifest of an older alum has no count)."""
-    from alum.training.hf_dirs import unknown_share_warning
+    from alum.io.hf_dirs import unknown_share_warning
 
     if "unknown_tokens" not in manifest:
         return None

@@ -22,13 +22,14 @@ import torch
 from alum.adversarial import Method, Target, build_method, build_methods, mean_reports
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
-from alum.training import distributed, plots, rng
+from alum.io import plots
+from alum.io.hf_dirs import load_tokenizer, save_tokenizer_for
+from alum.io.publish import check_directory, publish, staging
+from alum.training import distributed, rng
 from alum.training.checkpoint import Checkpointer
 from alum.training.deepspeed_config import zero_stage
 from alum.training.engine import EngineTrainer, build_engine
-from alum.training.hf_dirs import load_tokenizer, save_tokenizer_for
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
-from alum.training.publish import check_directory, publish, staging
 from alum.pretrain.config import PretrainConfig
 from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
 from alum.pretrain.mlm import evaluate, mlm_forward

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from alum.errors import UserError
-from alum.training.publish import publish
+from alum.io.publish import publish
 
 
 def check_target(target: Path, overwrite: bool) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from alum.training.hf_dirs import load_tokenizer  # noqa: F401  (the stats command loads with it)
+from alum.io.hf_dirs import load_tokenizer  # noqa: F401  (the stats command loads with it)
 
 BATCH = 1000  # texts encoded per call: large enough for the Rust side to work in parallel
 

@@ -121,7 +121,7 @@ def run(args) -> int:
 def check_output_file(path: Path) -> None:
     """Refuse, before any model is evaluated, an --output that cannot be written."""
     from alum.errors import UserError
-    from alum.training.publish import check_directory
+    from alum.io.publish import check_directory
 
     if path.is_dir():
         raise UserError(f"--output {path}: a directory, not a file")

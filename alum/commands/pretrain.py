@@ -91,9 +91,9 @@ def run_prepare(args) -> int:
 
     from alum.corpus import ensure_nonempty, resolve_files
     from alum.errors import UserError
+    from alum.io.hf_dirs import load_tokenizer
+    from alum.io.publish import check_directory
     from alum.pretrain import prepare
-    from alum.training.hf_dirs import load_tokenizer
-    from alum.training.publish import check_directory
 
     if args.block_size < 8:
         raise UserError("--block-size must be at least 8")

@@ -89,9 +89,9 @@ def run_train(args) -> int:
 def run_stats(args) -> int:
     from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
     from alum.errors import UserError
+    from alum.io.hf_dirs import load_tokenizer
     from alum.tokenizer.progress import CorpusProgress
     from alum.tokenizer.stats import format_table, measure
-    from alum.training.hf_dirs import load_tokenizer
 
     if not 0.0 < args.sample <= 1.0:
         raise UserError(f"--sample must be in (0, 1], got {args.sample}")

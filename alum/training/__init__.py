@@ -1,2 +1,3 @@
-"""What the stages share: the DeepSpeed engine, its config and its C++ ops, the optimizer, checkpoints,
-directories published whole, local HF directories read with clear errors, logging and plots."""
+"""Training, as the stages share it: the DeepSpeed engine, its config and its C++ ops, the optimizer,
+checkpoints, logging, and the adapters that lend a perturbation method a trainer's backward and step
+(EngineTrainer for DeepSpeed, AdversarialTrainer for transformers.Trainer)."""

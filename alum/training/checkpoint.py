@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from alum.io.publish import publish, sibling
 from alum.training import distributed, rng
-from alum.training.publish import publish, sibling
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 ENGINE_TAG = "engine"

@@ -1,4 +1,4 @@
-"""The transformers.Trainer drop-in (alum/finetune/hf_trainer.py) on a GPU with `bf16=True` (autocast) and
+"""The transformers.Trainer drop-in (alum/training/hf_trainer.py) on a GPU with `bf16=True` (autocast) and
 `fp16=True` (autocast and a GradScaler whose scale the method's ascent uses): finite losses, adversarial
 terms computed, weights trained."""
 
@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("accelerate")
 from transformers import TrainingArguments  # noqa: E402
 
-from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from alum.training.hf_trainer import AdversarialTrainer  # noqa: E402
 from support.hf_trainer import Examples, tiny  # noqa: E402
 
 pytestmark = pytest.mark.gpu

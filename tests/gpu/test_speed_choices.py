@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from alum.io.hf_dirs import load_tokenizer
 from alum.pretrain.config import ModelConfig
 from alum.pretrain.model import load_model
-from alum.training.hf_dirs import load_tokenizer
 from alum.training.optim import OptimConfig, build_optimizer
 from support.models import FAMILIES, tiny_classifier
 

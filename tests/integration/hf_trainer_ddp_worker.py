@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `support`
 
-from alum.finetune.hf_trainer import AdversarialTrainer  # noqa: E402
+from alum.training.hf_trainer import AdversarialTrainer  # noqa: E402
 from support.hf_trainer import trained  # noqa: E402
 
 

@@ -15,7 +15,7 @@ pytest.importorskip("accelerate")  # transformers.Trainer needs it
 from transformers import Trainer, TrainerCallback  # noqa: E402
 
 from alum.errors import UserError  # noqa: E402
-from alum.finetune.hf_trainer import METHOD_STATE, AdversarialTrainer  # noqa: E402
+from alum.training.hf_trainer import METHOD_STATE, AdversarialTrainer  # noqa: E402
 from support.hf_trainer import Examples, arguments, tiny, trained  # noqa: E402
 from support.paths import REPO  # noqa: E402
 from support.pretrain import assert_same_state  # noqa: E402
@@ -53,7 +53,7 @@ def test_single_pass_adversarial_term_changes_the_update(tmp_path):
 def test_the_amp_loss_scale_is_lent_to_the_method(tmp_path):
     """Under fp16 the backward the method is lent scales the loss by the Trainer's GradScaler, so the method
     is told that scale (fp16 autocast needs a GPU: the scaler is set by hand here)."""
-    from alum.finetune.hf_trainer import _Backward
+    from alum.training.hf_trainer import _Backward
 
     trainer = AdversarialTrainer(model=tiny(), args=arguments(tmp_path), train_dataset=Examples(), adversarial="fgm")
     assert trainer.accelerator.scaler is None and _Backward(trainer).loss_scale() == 1.0

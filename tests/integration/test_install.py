@@ -56,7 +56,7 @@ def test_a_regular_install_is_one_package_with_its_presets_and_samples(installed
     empty = installed.parent / "elsewhere"
     empty.mkdir()
     out = run([str(installed / "bin" / "python"), "-c",
-               "import alum, alum.pretrain.train, alum.finetune.hf_trainer, alum.tokenizer.train\n"
+               "import alum, alum.pretrain.train, alum.finetune.run, alum.training.hf_trainer, alum.tokenizer.train\n"
                "from alum.presets import preset\n"
                "print(alum.__file__, preset('finetune', 'sst2'))"], empty)
     assert out.split() == [str(site / "alum" / "__init__.py"), str(site / "alum" / "configs" / "finetune" / "sst2.yaml")]

@@ -1,6 +1,6 @@
 """A drop-in for `transformers.Trainer` scripts: any core method in a couple of lines.
 
-    from alum.finetune.hf_trainer import AdversarialTrainer
+    from alum import AdversarialTrainer          # defined here, in alum.training.hf_trainer
 
     trainer = AdversarialTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev,
                                  adversarial="smart", adversarial_options={"alpha": 1.0})

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from alum.training.publish import publish, staging
+from alum.io.publish import publish, staging
 
 
 def directory(path, **files):

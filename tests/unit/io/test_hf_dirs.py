@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alum.errors import UserError
-from alum.training.hf_dirs import check_model_dir, load_tokenizer, max_tokens, save_tokenizer_for
+from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens, save_tokenizer_for
 
 
 def test_tokenizer_errors_name_the_key(tmp_path):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reproduce_alum as R  # noqa: E402
+from finetune_minilm import time_updates  # noqa: E402
 
 REPO = R.REPO
 OUT = REPO / "runs" / "decompose"
@@ -277,10 +278,8 @@ def first_release(args) -> int:
 # ---- time per update, side by side ----
 
 def timing(args) -> int:
-    """Every arm on the same batches, taking turns for several rounds after a warm-up round (so other work on
-    the machine slows them alike); the median time per update and its ratio to `none`."""
-    import time
-
+    """Every arm on the same batches, taking turns (finetune_minilm.time_updates); the median time per update and
+    its ratio to `none`."""
     import torch
 
     from alum.finetune.config import load_finetune_config
@@ -307,17 +306,7 @@ def timing(args) -> int:
             stream = batches_forever(prep.train, cfg.engine.micro_batch_size, 0, Collator(prep.tokenizer, False))
             batches = [next(stream) for _ in range(args.updates)]
         runs[arm] = build_run(prep, flags["--method"], seed=1)
-    seconds: dict[str, list[float]] = {arm: [] for arm in runs}
-    for round_ in range(args.rounds + 1):  # round 0 warms every arm up and is not counted
-        for arm, run in runs.items():
-            for batch in batches:
-                started = time.perf_counter()
-                run.trainer.update([batch])
-                if round_:
-                    seconds[arm].append(time.perf_counter() - started)
-    base = statistics.median(seconds["none"])
-    result = {arm: {"median_s": statistics.median(v), "vs_none": statistics.median(v) / base, "n": len(v)}
-              for arm, v in seconds.items()}
+    result = time_updates(runs, batches, args.rounds)
     path = Path(args.out) / "timing" / f"{args.task}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -63,9 +63,6 @@ def run(args) -> int:
 def timing(args) -> int:
     """Seconds per update of every method on the same batches, the methods taking turns (round robin) so that
     other work on the machine slows them alike; the median over rounds, and the ratio to `none`."""
-    import statistics
-    import time
-
     import torch
 
     from alum.training.distributed import ensure_launch_env
@@ -85,23 +82,35 @@ def timing(args) -> int:
     stream = batches_forever(prep.train, cfg.engine.micro_batch_size, 0, Collator(prep.tokenizer, False))
     batches = [next(stream) for _ in range(args.updates)]
     runs = {name: build_run(prep, name, seed=1) for name in METHODS.split(",")}
-    seconds: dict[str, list[float]] = {name: [] for name in runs}
-    for round_ in range(args.rounds + 1):  # round 0 warms every method up and is not counted
-        for name, run in runs.items():
-            for batch in batches:
-                started = time.perf_counter()
-                run.trainer.update([batch])
-                if round_:
-                    seconds[name].append(time.perf_counter() - started)
-    base = statistics.median(seconds["none"])
-    result = {name: {"median_s": statistics.median(v), "vs_none": statistics.median(v) / base, "n": len(v)}
-              for name, v in seconds.items()}
+    result = time_updates(runs, batches, args.rounds)
     out = Path(args.out) / args.task / "timing.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for name, r in result.items():
         print(f"{name:8s} {r['median_s']:.3f} s/update  {r['vs_none']:.2f}x none  ({r['n']} updates)")
     return 0
+
+
+def time_updates(runs: dict, batches: list, rounds: int) -> dict[str, dict]:
+    """Each run's updates on the same batches, the runs taking turns (round robin, so other work on the machine
+    slows them alike) after a warm-up round that is not counted; the median seconds per update and its ratio to
+    the run named `none`. In train mode, as training runs: a model loaded by from_pretrained is in eval mode,
+    where no dropout runs and the label-free methods' fresh-mask term is 0."""
+    import statistics
+    import time
+
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(rounds + 1):
+        for name, run in runs.items():
+            run.engine.train()
+            for batch in batches:
+                started = time.perf_counter()
+                run.trainer.update([batch])
+                if round_:
+                    seconds[name].append(time.perf_counter() - started)
+    base = statistics.median(seconds["none"])
+    return {name: {"median_s": statistics.median(v), "vs_none": statistics.median(v) / base, "n": len(v)}
+            for name, v in seconds.items()}
 
 
 def fmt(figure: dict | None, scale: float = 100.0) -> str:

@@ -55,6 +55,7 @@ ARMS = {
     "none": ("none", []),
     "rdrop": ("rdrop", ["adversarial.options.rdrop.alpha=1.0"]),
     "smart-dropout": smart(**{**RELEASED, "step_size": 0.0}),
+    "smart-teacher": smart(**{**RELEASED, "step_size": 0.0}, alpha=0.0),  # the Bregman term alone
     "smart-released": smart(**RELEASED),
     "smart-shared": smart(**SURVIVING, share_dropout="true"),
 }

@@ -259,6 +259,9 @@ class SinglePass(Method):
         started = time.perf_counter()
         clean = CleanPass(out, self.mask_of(batch, self.delta_shape(target, batch), device), zero, random_state)
         extra = self.extra_terms(target, batch, clean)
+        if self.weight == 0:  # a term weighted 0 moves no gradient: none of its passes is paid for
+            trainer.backward(total_loss(out.loss, extra))
+            return self.report(target, out.loss, None, None, None, clean.mask, started)
         term = self.adversarial_term(target, batch, clean, trainer)
         if term is None:
             self.skipped_total += 1

@@ -202,6 +202,45 @@ def test_a_zero_delta_by_choice_pays_for_no_ascent():
         assert calls["n"] == student_forwards
 
 
+def test_a_term_weighted_zero_pays_for_none_of_its_passes():
+    """alpha = 0 (SMART's Bregman term alone, the decomposition's `smart-teacher` arm): the smoothness term would
+    move no gradient, so neither its ascent nor its adversarial pass runs; the step backwards the task loss plus
+    mu times the symmetric KL to the teacher, computed here independently."""
+    model = tiny_classifier("bert")
+    calls = {"n": 0}
+
+    def counting(m, b):
+        calls["n"] += m is model
+        return classification_forward(m, b)
+
+    target = Target(model, counting)
+    method = build_method("smart", {"alpha": 0.0, "mu": 2.0})
+    method.setup(target, total_updates=10)
+    losses = []
+
+    class Recording(ScaledBackward):
+        def backward(self, loss):
+            losses.append(loss.detach())
+
+    batch = make_batch(0)
+    method.step(target, batch, Recording(1.0))  # the teacher is born here, equal to the student
+    with torch.no_grad():
+        for p in method.teacher.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.eval()  # deterministic passes, so the independent computation sees the same logits
+    calls["n"] = 0
+    report = method.step(target, batch, Recording(1.0))
+    assert calls["n"] == 1 and report.adv_loss is None and report.delta_norm is None and not report.skipped
+    with torch.no_grad():
+        clean = classification_forward(model, batch)
+        log_p = torch.log_softmax(clean.logits.double(), -1)
+        log_q = torch.log_softmax(classification_forward(method.teacher.model.eval(), batch).logits.double(), -1)
+        bregman = ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(-1).mean()  # KL(p||q) + KL(q||p)
+    expected = clean.loss.double() + 2.0 * bregman
+    assert bregman > 1e-4  # the teacher moved: the term is not 0
+    torch.testing.assert_close(losses[-1].double(), expected, rtol=1e-5, atol=0)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["bf16-autocast", "fp16-autocast"])
 @pytest.mark.parametrize("name", PERTURBING)

@@ -88,9 +88,10 @@ class SmoothnessConfig:
     # 0d6201e do (from cceaa00 on, and on master, SMART's adversarial pass reaches the embeddings): the
     # smoothness term then trains the layers above where delta enters, and nothing below.
     detach_embeddings: bool = True
-    # Replay the clean pass's dropout masks in the ascent and adversarial passes (the released code
-    # draws new ones; alum.adversarial.dropout says why one may want the same ones).
-    share_dropout: bool = False
+    # Replay the clean pass's dropout masks in the ascent and adversarial passes, so that the term compares
+    # x with x + delta and not two dropout draws. The released code draws new masks, where the term is mostly
+    # the draws' disagreement (docs/update-rules.md); docs/decomposition.md measured both at these sizes.
+    share_dropout: bool = True
     # embeddings: the embedding block's output, after LayerNorm (the official code, where a unit-norm delta
     # is on the activations' scale); words: the raw word embeddings, where it can drown the token.
     site: Literal["embeddings", "words"] = "embeddings"

@@ -97,9 +97,9 @@ def jobs(args) -> list[R.Job]:
     out, glue, n = Path(args.out), Path(args.glue), args.steps
     todo: list[R.Job] = []
     minilm = R.minilm_dir()
-    for seed in range(1, args.seeds + 1):  # seed by seed: a cut run leaves every arm with the same seeds
+    for seed in range(args.first_seed, args.seeds + 1):  # seed by seed: a cut run leaves every arm with the same seeds
         for task in args.tasks:
-            for arm in ARMS:
+            for arm in args.arms:
                 run = out / "finetune" / task / arm / f"seed-{seed}"
                 todo.append(R.Job(f"finetune/{task}/{arm}/seed-{seed}",
                                   finetune_argv(task, arm, seed, glue, minilm, run), run / "metrics.json"))
@@ -401,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--seeds", type=int, default=3)
     r.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    r.add_argument("--first-seed", type=int, default=1, help="run seeds first-seed..seeds (their own runs' order)")
+    r.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="fine-tuning arms to run")
     r.add_argument("--no-pretrain", dest="pretrain", action="store_false", help="fine-tuning arms only")
     r.add_argument("--steps", type=int, default=2000, help="N: pretraining steps, the forks for the second half")
     r.add_argument("--corpus", default=str(R.SHARED / "corpus"))

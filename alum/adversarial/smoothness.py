@@ -96,12 +96,22 @@ class SmoothnessConfig:
     # is on the activations' scale); words: the raw word embeddings, where it can drown the token.
     site: Literal["embeddings", "words"] = "embeddings"
 
+    @property
+    def delta_is_zero(self) -> bool:
+        # a zero step leaves delta at zero under the released rule, and at its start under the others
+        return self.step_size == 0 and (self.constraint == "gradient" or self.sigma == 0)
+
     def validate(self) -> None:
         if self.steps < 1:
             raise ValueError("steps must be at least 1")
         for key in ("alpha", "sigma", "step_size", "eps"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, not {getattr(self, key)}")
+        # Both passes would then be the same computation: the term is exactly 0 and its pass is paid for nothing.
+        if self.delta_is_zero and self.share_dropout and self.alpha > 0:
+            raise ValueError("share_dropout=true with a delta that is exactly 0 (step_size 0, and sigma 0 or "
+                             "constraint gradient) makes the perturbed pass the clean one and the term 0: set "
+                             "share_dropout=false to compare two dropout draws, or alpha=0 to drop the term")
 
 
 class _Smoothness(_LabelFree):
@@ -115,8 +125,7 @@ class _Smoothness(_LabelFree):
 
     @property
     def delta_is_zero(self) -> bool:
-        c = self.config  # a zero step leaves delta at zero under the released rule, and at the start under the others
-        return c.step_size == 0 and (c.constraint == "gradient" or c.sigma == 0)
+        return self.config.delta_is_zero
 
     def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass, trainer: Trainer):
         """symD(clean, adv) at the delta of K ascent steps on KL(sg(clean) || adv) from a N(0, sigma^2) start."""

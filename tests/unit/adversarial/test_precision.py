@@ -175,7 +175,7 @@ def test_no_word_where_delta_arrives_or_is_zero_by_choice():
     model = tiny_classifier("bert").train().bfloat16()
     target = Target(model, classification_forward)
     with captured_warnings() as records:
-        for opts in ({}, {"step_size": 0.0, "constraint": "gradient"}):
+        for opts in ({}, {"step_size": 0.0, "constraint": "gradient", "share_dropout": False}):
             method = build_method("smart", opts)
             method.setup(target, total_updates=10)
             report = method.step(target, make_batch(0), ScaledBackward(1.0))
@@ -196,7 +196,7 @@ def test_a_zero_delta_by_choice_pays_for_no_ascent():
     target = Target(model, counting)
     for step_size, student_forwards in ((0.0, 2), (1e-3, 3)):
         calls["n"] = 0
-        method = build_method("smart", {"step_size": step_size, "constraint": "gradient"})
+        method = build_method("smart", {"step_size": step_size, "constraint": "gradient", "share_dropout": False})
         method.setup(target, total_updates=10)
         method.step(target, make_batch(0), ScaledBackward(1.0))
         assert calls["n"] == student_forwards

@@ -278,6 +278,18 @@ def test_alum_shared_dropout_replays_the_clean_masks(share):
     assert size == 0 if share else size > 0.5e-3
 
 
+@pytest.mark.parametrize("name", ["alum", "smart"])
+def test_a_zero_delta_with_shared_masks_is_refused(name):
+    """delta exactly 0 and the clean pass's masks replayed: the perturbed pass is the clean pass, the term 0.
+    Refused at build, naming the option; the two ways out (fresh masks, no term) are accepted."""
+    for zero in ({"step_size": 0.0, "sigma": 0.0}, {"step_size": 0.0, "constraint": "gradient"}):
+        with pytest.raises(UserError, match=f"{name}.share_dropout|share_dropout=false"):
+            build_method(name, {**zero, "share_dropout": True})
+        assert build_method(name, {**zero, "share_dropout": False}).delta_is_zero
+        assert build_method(name, {**zero, "share_dropout": True, "alpha": 0.0}).delta_is_zero
+    assert not build_method(name, {"step_size": 0.0}).delta_is_zero  # project keeps its random start
+
+
 # ---- where they perturb ----
 
 def test_smoothness_methods_perturb_the_embedding_output_by_default():

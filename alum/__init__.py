@@ -8,8 +8,7 @@ The names below load on first use, so `import alum` pulls in neither torch nor a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from alum.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -27,12 +26,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'alum' has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -8,6 +8,9 @@ Two class attributes of a section shape how its keys are read:
     RETIRED = {"old_key": "what to write instead"}   an old key is refused with that advice, not a guess
     ALTERNATIVES = (("a", "b"),)                      keys of which one is set at a time: one given on the
                                                       command line replaces the other from the file
+
+A field whose schema is not a type (options keyed by a name that decides their own schema) is annotated with
+the function that reads it: `options: Annotated[dict[str, Any], Reader(read_options)]`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -25,6 +29,13 @@ from alum.errors import UserError
 from alum.presets import preset
 
 T = TypeVar("T")
+
+
+class Reader(NamedTuple):
+    """`Annotated[T, Reader(read)]`: the field's value is read by `read(value, source, key)`, which returns it
+    typed or raises UserError("<source>: ... <key> ..."), as the schema's own types are read."""
+
+    read: Callable[[Any, str, str], Any]
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
@@ -114,7 +125,7 @@ def from_dict(schema: type[T], data: Any, source: str = "config", prefix: str = 
     """Build dataclass `schema` from plain data, raising UserError("<source>: ... '<key>' ...") on mismatch."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: key '{prefix.rstrip('.') or '<root>'}' expects a mapping, got {_show(data)}")
-    hints = typing.get_type_hints(schema)
+    hints = typing.get_type_hints(schema, include_extras=True)  # with the Readers of Annotated fields
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = [k for k in data if k not in fields]
     if unknown:
@@ -146,6 +157,9 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
         return value
+    if origin is Annotated:
+        reader = next((a for a in args[1:] if isinstance(a, Reader)), None)
+        return reader.read(value, source, key) if reader else _coerce(args[0], value, source, key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from alum.adversarial.config import AdversarialConfig
 from alum.config import load_config
-from alum.presets import preset
 from alum.training.deepspeed_config import EngineConfig, zero_stage
 from alum.training.metrics import WandbConfig
 from alum.training.optim import OptimConfig
 from alum.finetune.tasks import TaskConfig
-
-if TYPE_CHECKING:
-    from alum.adversarial import Method
 
 
 @dataclass
@@ -49,34 +46,10 @@ class DataConfig:
 
 
 @dataclass
-class AdversarialConfig:
-    # A core method (`alum methods` lists them), or several separated by commas: each is then trained with
-    # every seed into its own subdirectory, and the summary compares them.
-    method: str = "smart"
-    # Options per method name; only the entries of the methods that run are used, e.g.
-    # {smart: {alpha: 1.0}, alum: {alpha: 1.0}, pgd: {eps: 1.0}}.
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def methods(self) -> list[str]:
-        return [m.strip() for m in self.method.split(",") if m.strip()]
-
-    def validate(self) -> None:
-        if not self.methods:
-            raise ValueError("method: name at least one method")
-        from alum.adversarial import METHODS  # the core (and torch) only once a config is checked
-
-        for name in self.methods:
-            if name not in METHODS:
-                raise ValueError(f"method: unknown method '{name}' (known: {', '.join(METHODS)})")
-        if len(set(self.methods)) != len(self.methods):
-            raise ValueError("method: a method is listed twice")
-
-    def build(self, name: str, source: str = "config") -> Method:
-        """The method `name` with its entry of `options` (load_finetune_config has checked them all)."""
-        from alum.adversarial import build_method
-
-        return build_method(name, self.options.get(name), source, prefix=f"adversarial.options.{name}.")
+class FinetuneAdversarial(AdversarialConfig):
+    # A core method (`alum methods` lists them), or several (a list, or separated by commas): each is then
+    # trained with every seed into its own subdirectory, and the summary compares them.
+    method: str | list[str] = "smart"
 
 
 @dataclass
@@ -125,7 +98,7 @@ class FinetuneConfig:
     output: str = "runs/finetune"
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    adversarial: FinetuneAdversarial = field(default_factory=FinetuneAdversarial)
     train: TrainConfig = field(default_factory=TrainConfig)
     optim: FinetuneOptim = field(default_factory=FinetuneOptim)
     engine: FinetuneEngine = field(default_factory=FinetuneEngine)
@@ -137,6 +110,9 @@ class FinetuneConfig:
                            ("data.dev_file", self.data.dev_file)):
             if not value:
                 raise ValueError(f"{key}: not set (a config key, or its flag: --model, --train-file, --dev-file)")
+        why = self.adversarial.refusal(self.engine.grad_accum, zero_stage(self.engine, self.optim))
+        if why:
+            raise ValueError(why)
 
     def seeds(self) -> list[int]:
         return list(range(self.train.seed, self.train.seed + self.train.seeds))
@@ -145,11 +121,4 @@ class FinetuneConfig:
 def load_finetune_config(path: str | None, overrides: list[str], flags: dict[str, Any] | None = None) -> FinetuneConfig:
     """The config from YAML (or a preset's name), overrides and flags, every method's options checked too (a
     typo fails now, not after hours of training)."""
-    cfg = load_config(FinetuneConfig, path, overrides, flags, kind="finetune")
-    source = str(preset("finetune", path)) if path else "defaults"
-    source += " (with command-line overrides)" if overrides or flags else ""
-    from alum.adversarial import build_methods
-
-    build_methods(cfg.adversarial.methods, cfg.adversarial.options, source, cfg.engine.grad_accum,
-                  zero_stage(cfg.engine, cfg.optim))
-    return cfg
+    return load_config(FinetuneConfig, path, overrides, flags, kind="finetune")

@@ -24,13 +24,13 @@ from typing import Any
 import yaml
 from torch import nn
 
-from alum.config import dump_yaml, save_config
+from alum.config import dump_yaml, from_dict, save_config
 from alum.errors import UserError
 from alum.io.plots import metric_per_epoch
 from alum.io.publish import check_directory
 from alum.training import distributed
 from alum.training.metrics import say
-from alum.finetune.config import FinetuneConfig
+from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.train import SeedResult, train_seed
@@ -122,9 +122,13 @@ def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
     path = root / "config.yaml"
     if not path.is_file():
         raise UserError(f"{root} holds no config.yaml to resume from: pass --overwrite to replace the run")
-    saved = flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    # The saved section read as this run's was: options resolved in full (a config.yaml written before options
+    # were typed holds only the keys that were set), the methods a list however they were written.
+    section = from_dict(FinetuneAdversarial, raw.get("adversarial") or {}, str(path), prefix="adversarial.")
+    saved = flatten({**raw, "adversarial": yaml.safe_load(dump_yaml(section))})
     new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
-    old_methods = [m.strip() for m in str(saved.get("adversarial.method", "")).split(",") if m.strip()]
+    old_methods = section.methods
     gained = [m for m in cfg.adversarial.methods if m not in old_methods]
     for key in [*new, *(k for k in saved if k not in new)]:
         if key.startswith(FREE_KEYS) or any(key.startswith(f"adversarial.options.{m}.") for m in gained):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from alum.training.deepspeed_config import EngineConfig
+from alum.adversarial.config import AdversarialConfig
+from alum.training.deepspeed_config import EngineConfig, zero_stage
 from alum.training.metrics import WandbConfig
 from alum.training.optim import OptimConfig
 
@@ -65,15 +66,15 @@ class MaskingConfig:
 
 
 @dataclass
-class AdversarialConfig:
-    method: str = "alum"  # any core method; "none" trains standard MLM throughout
+class PretrainAdversarial(AdversarialConfig):
+    """The core's section, with pretraining's schedule: one method (`none` trains standard MLM throughout),
+    switched on for the final steps."""
+
+    method: str | list[str] = "alum"
     # Where the adversarial phase starts: after `start_step` masked-LM steps (the method's first step is
     # start_step + 1), or after that share of max_steps. One or the other; neither: start_fraction 0.5.
     start_step: int | None = None
     start_fraction: float | None = None
-    # Options per method name, as in every stage, e.g. {alum: {alpha: 10.0}, smart: {alpha: 1.0}}: switching
-    # the method keeps the preset valid, and only the running method's entry is used.
-    options: dict[str, Any] = field(default_factory=dict)
     preflight: bool = True  # run one adversarial step at start-up, so memory errors show at step 0
 
     # One key used to hold both: `1` was step 1 and `1.0` the whole run, and nothing said which was meant.
@@ -83,6 +84,9 @@ class AdversarialConfig:
     ALTERNATIVES: ClassVar[tuple] = (("start_step", "start_fraction"),)
 
     def validate(self) -> None:
+        super().validate()
+        if len(self.methods) > 1:
+            raise ValueError(f"method: pretraining runs one method after the switch, got {', '.join(self.methods)}")
         if self.start_step is not None and self.start_fraction is not None:
             raise ValueError(f"adversarial.start_step ({self.start_step}) and adversarial.start_fraction "
                              f"({self.start_fraction}) are both set: set one")
@@ -115,7 +119,7 @@ class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
-    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    adversarial: PretrainAdversarial = field(default_factory=PretrainAdversarial)
     optim: OptimConfig = field(default_factory=OptimConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -130,6 +134,9 @@ class PretrainConfig:
         for key in ("log_every", "eval_every", "save_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1")
+        why = self.adversarial.refusal(self.engine.grad_accum, zero_stage(self.engine, self.optim))
+        if why:
+            raise ValueError(why)
 
     def switch_step(self) -> int:
         """The masked-LM steps before the adversarial phase (the loop's 0-based index of its first step)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from alum.adversarial import Method, Target, build_method, build_methods, mean_reports
+from alum.adversarial import Method, Target, build_method, mean_reports
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
 from alum.io import plots
@@ -27,7 +27,6 @@ from alum.io.hf_dirs import load_tokenizer, save_tokenizer_for
 from alum.io.publish import check_directory, publish, staging
 from alum.training import distributed, rng
 from alum.training.checkpoint import Checkpointer
-from alum.training.deepspeed_config import zero_stage
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.pretrain.config import PretrainConfig
@@ -46,8 +45,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     if not 0 <= switch <= cfg.max_steps:
         raise UserError(f"{cfg.adversarial.start_key} puts the switch at step {switch}, beyond max_steps={cfg.max_steps}")
     standard = build_method("none")
-    adversary = build_methods([cfg.adversarial.method], cfg.adversarial.options, "config",
-                              cfg.engine.grad_accum, zero_stage(cfg.engine, cfg.optim))[cfg.adversarial.method]
+    adversary = cfg.adversarial.build(cfg.adversarial.methods[0])  # its options and engine checked as cfg loaded
     if adversary.name == "none":
         switch = cfg.max_steps  # standard MLM throughout: no adversarial phase to log, plot or mark
     if cfg.data.tokenizer is None:

@@ -18,27 +18,35 @@ the padding mask. Another package registers its class through the entry-point gr
 and `--method noise`, `adversarial.options.noise.*`, `build_method("noise")` and `alum methods` then know it
 (tests/unit/adversarial/test_registry.py is a complete example, in one file). Methods that run several backward
 passes per batch (FreeLB, FreeAT, YOPO) implement `Method.step` themselves.
+
+Every stage's config holds an `AdversarialConfig` (alum.adversarial.config): the methods that run, and their
+options read into each method's own Config as the config loads.
+
+The names below load on first use, so a stage's config schema imports the core without torch; the built-in
+methods register themselves when the registry is first read (registry.BUILT_IN).
 """
 
-from alum.adversarial import gradient, multipass, rdrop, smoothness  # noqa: F401  (registers the methods)
-from alum.adversarial.base import CleanPass, Method, SinglePass, StepReport, Trainer, mean_reports
-from alum.adversarial.divergence import Divergence
-from alum.adversarial.registry import METHODS, build_method, build_methods, method_defaults
-from alum.adversarial.target import EmbeddingPerturbation, ForwardOutput, Target
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "CleanPass",
-    "Divergence",
-    "EmbeddingPerturbation",
-    "ForwardOutput",
-    "Method",
-    "SinglePass",
-    "StepReport",
-    "Target",
-    "Trainer",
-    "build_method",
-    "build_methods",
-    "mean_reports",
-    "method_defaults",
-]
+from alum.lazy import lazy_names
+
+_PUBLIC = {
+    "METHODS": "alum.adversarial.registry",
+    "AdversarialConfig": "alum.adversarial.config",
+    "CleanPass": "alum.adversarial.base",
+    "Divergence": "alum.adversarial.divergence",
+    "EmbeddingPerturbation": "alum.adversarial.target",
+    "ForwardOutput": "alum.adversarial.target",
+    "Method": "alum.adversarial.base",
+    "SinglePass": "alum.adversarial.base",
+    "StepReport": "alum.adversarial.base",
+    "Target": "alum.adversarial.target",
+    "Trainer": "alum.adversarial.base",
+    "build_method": "alum.adversarial.registry",
+    "mean_reports": "alum.adversarial.base",
+    "method_config": "alum.adversarial.registry",
+    "method_defaults": "alum.adversarial.registry",
+}
+__all__ = sorted(_PUBLIC)
+
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC)

@@ -227,19 +227,18 @@ class SinglePass(Method):
 
         task loss + weight * adversarial term + extra terms
 
-    and reports. When the adversarial term is dropped (a non-finite ascent gradient), the step still trains
-    on the rest, and the skip is counted. A subclass supplies `adversarial_term`, and `extra_terms` if it has
-    terms that do not depend on delta.
+    and reports; the weight is the option that `weight_option` names. When the adversarial term is dropped (a
+    non-finite ascent gradient), the step still trains on the rest, and the skip is counted. A subclass
+    supplies `adversarial_term`, and `extra_terms` if it has terms that do not depend on delta.
     """
 
     # Run the clean pass with a zero delta attached: its loss's gradient w.r.t. delta is then the first ascent
     # gradient, for no extra forward.
     climbs_from_clean: ClassVar[bool] = False
 
-    @property
-    def weight(self) -> float:
-        """Weight of the adversarial term: the method's `weight` option, 1.0 if it has none."""
-        return getattr(self.config, "weight", 1.0)
+    # The option that weighs the adversarial term, read under its own name (the papers' alpha for VAT, ALUM and
+    # SMART; weight for the attacks); a method whose Config has no such option weighs the term 1.
+    weight_option: ClassVar[str] = "weight"
 
     def adversarial_term(self, target: Target, batch: dict[str, Tensor], clean: CleanPass,
                          trainer: Trainer) -> tuple[Tensor, Tensor, Tensor | None] | None:
@@ -259,7 +258,8 @@ class SinglePass(Method):
         started = time.perf_counter()
         clean = CleanPass(out, self.mask_of(batch, self.delta_shape(target, batch), device), zero, random_state)
         extra = self.extra_terms(target, batch, clean)
-        if self.weight == 0:  # a term weighted 0 moves no gradient: none of its passes is paid for
+        weight = getattr(self.config, self.weight_option, 1.0)
+        if weight == 0:  # a term weighted 0 moves no gradient: none of its passes is paid for
             trainer.backward(total_loss(out.loss, extra))
             return self.report(target, out.loss, None, None, None, clean.mask, started)
         term = self.adversarial_term(target, batch, clean, trainer)
@@ -268,7 +268,7 @@ class SinglePass(Method):
             trainer.backward(total_loss(out.loss, extra))
             return self.report(target, out.loss, None, None, None, clean.mask, started, skipped=True)
         adv_loss, delta, grad = term
-        trainer.backward(total_loss(out.loss, [self.weight * adv_loss, *extra]))
+        trainer.backward(total_loss(out.loss, [weight * adv_loss, *extra]))
         return self.report(target, out.loss, adv_loss, delta, grad, clean.mask, started)
 
 

@@ -13,6 +13,7 @@ imported only when it is first looked up, so a broken package fails where it is 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import warnings
 from collections.abc import Iterator, MutableMapping
 from importlib.metadata import EntryPoint, entry_points
@@ -22,15 +23,27 @@ from alum.adversarial.base import Method
 from alum.errors import UserError
 
 GROUP = "alum.methods"
+# The methods that ship with alum. Each module registers its classes as it loads, and they load when the
+# registry is first read rather than when alum.adversarial is imported: a stage's config schema imports the
+# core's AdversarialConfig without paying for torch, which the methods need.
+BUILT_IN = ("alum.adversarial.gradient", "alum.adversarial.multipass", "alum.adversarial.rdrop",
+            "alum.adversarial.smoothness")
 
 
 class Registry(MutableMapping):
-    def __init__(self, group: str):
-        self.group = group
+    def __init__(self, group: str, built_in: tuple[str, ...] = ()):
+        self.group, self.built_in = group, built_in  # built_in: modules that register methods as they load
         self._classes: dict[str, type[Method]] = {}
         self._found: dict[str, EntryPoint] = {}  # entry points not imported yet
         self._loaded: dict[str, str] = {}  # name -> the entry point's value, for the methods imported from one
         self._searched = False
+        self._built_in_loaded = False
+
+    def _load_built_in(self) -> None:
+        if not self._built_in_loaded:
+            self._built_in_loaded = True  # first: the modules' own register() calls come back here
+            for module in self.built_in:
+                importlib.import_module(module)
 
     def _search(self) -> None:
         self._searched = True
@@ -43,6 +56,7 @@ class Registry(MutableMapping):
             self._found.setdefault(ep.name, ep)
 
     def _knows(self, name: str) -> bool:
+        self._load_built_in()
         if name in self._classes or name in self._found:
             return True
         self._search()
@@ -60,6 +74,7 @@ class Registry(MutableMapping):
         return self._classes[name]
 
     def __setitem__(self, name: str, cls: type[Method]) -> None:
+        self._load_built_in()  # a built-in name stays the built-in's, whoever registers first
         self._classes[name] = cls
         self._found.pop(name, None)
 
@@ -70,6 +85,7 @@ class Registry(MutableMapping):
             known.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
+        self._load_built_in()
         if not self._searched:
             self._search()
         return iter([*self._classes, *self._found])
@@ -99,7 +115,7 @@ def _load(ep: EntryPoint) -> type[Method]:
     return cls
 
 
-METHODS: Registry = Registry(GROUP)
+METHODS: Registry = Registry(GROUP, BUILT_IN)
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -107,42 +123,30 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-def build_method(name: str, options: dict[str, Any] | None = None, source: str = "config",
-                 prefix: str | None = None) -> Method:
-    """The method `name`, configured from `options` (checked against its Config: an unknown key fails,
-    named as `prefix` + key)."""
+def method_config(name: str, options: Any = None, source: str = "config", prefix: str | None = None) -> Any:
+    """The options of method `name` as its own Config (the method's dataclass is the schema): a mapping read
+    and checked against it (an unknown key fails, named as `prefix` + key), None for the defaults, or a Config
+    already read, taken as it is."""
     from alum.config import from_dict
 
     if name not in METHODS:
         raise UserError(f"{source}: unknown method '{name}' (known: {', '.join(METHODS)})")
     cls = METHODS[name]
+    if isinstance(options, cls.Config):
+        return options
     prefix = f"{name}." if prefix is None else prefix
+    if options is not None and not isinstance(options, dict):
+        raise UserError(f"{source}: {prefix.rstrip('.')}: expects a mapping of option names to values")
     if options and not dataclasses.fields(cls.Config):
         raise UserError(f"{source}: {prefix.rstrip('.')}: method '{name}' takes no options, but {sorted(options)} "
                         "are set")
-    return cls(from_dict(cls.Config, options or {}, source=source, prefix=prefix))
+    return from_dict(cls.Config, options or {}, source=source, prefix=prefix)
 
 
-def build_methods(names: list[str], options: dict[str, Any], source: str = "config",
-                  grad_accum: int = 1, zero_stage: int = 0) -> dict[str, Method]:
-    """The methods `names` from `adversarial.options`, a mapping from method name to that method's options,
-    the same in every stage. Every entry is checked, used or not (a typo in a preset fails before any work),
-    and every method named is asked whether it can run under this engine set-up."""
-    if not isinstance(options, dict):
-        raise UserError(f"{source}: adversarial.options: expects a mapping of method names to their options")
-    for name, entry in options.items():
-        if name not in METHODS:
-            raise UserError(f"{source}: adversarial.options.{name}: unknown method (known: {', '.join(METHODS)})")
-        if entry is not None and not isinstance(entry, dict):
-            raise UserError(f"{source}: adversarial.options.{name}: expects a mapping of option names to values")
-        build_method(name, entry, source, prefix=f"adversarial.options.{name}.")
-    methods = {}
-    for name in names:
-        method = methods[name] = build_method(name, options.get(name), source, prefix=f"adversarial.options.{name}.")
-        why = method.refusal(grad_accum, zero_stage)
-        if why:
-            raise UserError(f"{source}: {why}")
-    return methods
+def build_method(name: str, options: Any = None, source: str = "config", prefix: str | None = None) -> Method:
+    """The method `name`, configured from `options` (anything `method_config` takes)."""
+    config = method_config(name, options, source, prefix)  # first: an unknown name is a one-line error
+    return METHODS[name](config)
 
 
 def method_defaults(name: str) -> dict[str, Any]:

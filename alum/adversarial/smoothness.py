@@ -22,10 +22,7 @@ from alum.adversarial.teacher import MomentumTeacher, check_student
 
 class _LabelFree(SinglePass):
     needs_labels = False
-
-    @property
-    def weight(self) -> float:
-        return self.config.alpha
+    weight_option = "alpha"
 
 
 @register

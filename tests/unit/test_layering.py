@@ -22,7 +22,7 @@ LAYERS = [
     ("stages", ["alum.tokenizer", "alum.pretrain", "alum.finetune"]),
     ("training", ["alum.training"]),
     ("core", ["alum.adversarial"]),
-    ("base", ["alum.config", "alum.corpus", "alum.errors", "alum.io", "alum.presets"]),
+    ("base", ["alum.config", "alum.corpus", "alum.errors", "alum.io", "alum.lazy", "alum.presets"]),
 ]
 STAGES = LAYERS[2][1]
 HOW = {"import": "", "relative": " (a relative import)", "facade": " (through the facade, alum/__init__.py)",

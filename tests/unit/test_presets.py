@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from alum.adversarial import METHODS, build_methods
+from alum.adversarial import METHODS
 from alum.config import load_config
 from alum.errors import UserError
 from alum.presets import data_file, names, preset, sample
@@ -20,8 +20,9 @@ from support.paths import CONFIGS
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "pretrain").glob("*.yaml")), ids=lambda p: p.name)
 def test_pretrain_presets_load(path):
-    cfg = load_config(PretrainConfig, path)
-    build_methods([cfg.adversarial.method], cfg.adversarial.options)
+    cfg = load_config(PretrainConfig, path)  # every method's options are read into its Config as it loads
+    name = cfg.adversarial.methods[0]
+    assert isinstance(cfg.adversarial.options[name], METHODS[name].Config)
     assert 0 <= cfg.switch_step() <= cfg.max_steps
     if cfg.engine.deepspeed:  # named by preset, so the config works from any working directory
         deepspeed_config(cfg.engine, cfg.optim)
@@ -31,8 +32,8 @@ def test_pretrain_presets_load(path):
 def test_a_pretrain_preset_takes_any_method(method):
     # options are keyed by method name in every stage: the preset's ALUM options do not bind another method
     cfg = load_config(PretrainConfig, "tiny", [f"adversarial.method={method}"], kind="pretrain")
-    built = build_methods([method], cfg.adversarial.options)[method]
-    assert built.name == method and cfg.adversarial.options["alum"]["alpha"] == 10.0
+    built = cfg.adversarial.build(method)
+    assert built.name == method and cfg.adversarial.options["alum"].alpha == 10.0
 
 
 def test_presets_are_found_by_name_or_path(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alum.adversarial import METHODS, Target, build_method
+from alum.adversarial import METHODS, StepReport, Target, build_method, mean_reports
 from alum.errors import UserError
 from support.models import FAMILIES, classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
@@ -125,3 +125,15 @@ def test_a_loop_without_loss_scaling_need_not_say_so(name):
         assert method.step(target, batch, trainer).skipped == 0
         deltas.append(method.last_delta)
     assert torch.equal(deltas[0], deltas[1])
+
+
+def test_reports_are_averaged_over_those_that_have_each_figure():
+    # the one averaging every stage's log uses (pretrain's window, finetune's update, the Trainer drop-in)
+    reports = [StepReport(loss=1.0, adv_loss=0.5, delta_norm=0.2, skipped=0, adv_seconds=0.25),
+               StepReport(loss=3.0, adv_loss=None, skipped=1, adv_seconds=0.5),  # its term was dropped
+               StepReport(loss=2.0, adv_loss=1.5, delta_norm=0.4, delta_cosine=0.9, adv_seconds=0.25)]
+    means = mean_reports(reports)
+    assert means == pytest.approx({"loss": 2.0, "adv_loss": 1.0, "delta_norm": 0.3, "delta_cosine": 0.9,
+                                   "adv_skipped": 1, "adv_seconds": 1.0})
+    assert "grad_norm" not in means  # a figure no report has is left out, not logged as 0
+    assert mean_reports([]) == {"adv_skipped": 0, "adv_seconds": 0}

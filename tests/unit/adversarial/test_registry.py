@@ -12,8 +12,10 @@ import sys
 import pytest
 import torch
 
-from alum.adversarial import METHODS, Target, build_method, build_methods
+from alum.adversarial import METHODS, Target, build_method
 from alum.adversarial import functional as AF
+from alum.adversarial.config import AdversarialConfig
+from alum.config import from_dict
 from alum.errors import UserError
 from support.models import classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
@@ -30,14 +32,18 @@ def test_unknown_method_and_unknown_option_are_one_line_errors():
         build_method("none", {"alpha": 10.0}, prefix="adversarial.options.none.")
 
 
+def adversarial(method, options=None) -> AdversarialConfig:
+    """The `adversarial` section as a stage's config loads it."""
+    return from_dict(AdversarialConfig, {"method": method, "options": options or {}}, prefix="adversarial.")
+
+
 def test_method_requirements_are_checked_in_one_place():
-    with pytest.raises(UserError, match="engine.grad_accum: freeat takes an optimizer step on every replay.*needs 1 \\(got 2\\)"):
-        build_methods(["freeat"], {}, grad_accum=2)
-    with pytest.raises(UserError, match="smart cannot run under ZeRO stage 3"):
-        build_methods(["smart"], {}, zero_stage=3)
+    assert "freeat takes an optimizer step on every replay" in adversarial("freeat").refusal(2, 0)
+    assert "needs 1 (got 2)" in adversarial("freeat").refusal(2, 0)
+    assert "smart cannot run under ZeRO stage 3" in adversarial("fgm,smart").refusal(1, 3)
+    assert adversarial("alum,smart").refusal(grad_accum=4, zero_stage=2) is None
     with pytest.raises(UserError, match="adversarial.options.smart.alpah"):
-        build_methods(["fgm"], {"smart": {"alpah": 1}})  # an entry not run is checked too
-    assert set(build_methods(["alum", "smart"], {}, grad_accum=4, zero_stage=2)) == {"alum", "smart"}
+        adversarial("fgm", {"smart": {"alpah": 1}})  # an entry not run is checked too
 
 
 PLUGIN = '''
@@ -93,9 +99,9 @@ def test_a_method_from_another_package_trains_by_name(plugin_path, capsys):
     method = build_method("noise", {"sigma": 0.1})  # an unknown name: the registry looks again, and finds it
     assert type(method).__module__ == "alum_plugin_noise" and method.config.sigma == 0.1
     assert "noise" in METHODS and list(METHODS)[-1] == "noise"
-    assert set(build_methods(["noise", "fgm"], {"noise": {"sigma": 0.2}})) == {"noise", "fgm"}
+    assert adversarial("noise,fgm", {"noise": {"sigma": 0.2}}).build("noise").config.sigma == 0.2
     with pytest.raises(UserError, match="adversarial.options.noise.sigmaa"):
-        build_methods(["noise"], {"noise": {"sigmaa": 0.2}})
+        adversarial("noise", {"noise": {"sigmaa": 0.2}})
 
     model = tiny_classifier("bert")
     target = Target(model, classification_forward)

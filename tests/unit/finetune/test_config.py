@@ -50,3 +50,17 @@ def test_overrides_are_checked_against_the_schema():
         load_finetune_config(str(PRESETS[0]), ["model=x", "train.epoch=2"])
     with pytest.raises(UserError, match="task.metric: 'matthews' does not fit a regression task"):
         load_finetune_config(str(CONFIGS / "finetune" / "stsb.yaml"), ["model=x", "task.metric=matthews"])
+
+
+def test_methods_to_compare_are_a_list_or_names_separated_by_commas():
+    listed = load_finetune_config("sst2", ["model=x", "adversarial.method=[none, fgm]"])
+    joined = load_finetune_config("sst2", ["model=x", "adversarial.method=none,fgm"])
+    assert listed.adversarial.methods == joined.adversarial.methods == ["none", "fgm"]
+    assert listed.adversarial.options["fgm"].eps == 1.0  # a method that runs gets its defaults
+
+
+def test_every_method_option_is_checked_as_the_config_loads():
+    with pytest.raises(UserError, match="adversarial.options.alum.alpha must be >= 0"):  # alum does not run
+        load_finetune_config("sst2", ["model=x", "adversarial.options.alum.alpha=-1"])
+    with pytest.raises(UserError, match="engine.deepspeed: smart cannot run under ZeRO stage 3"):
+        load_finetune_config("sst2", ["model=x", "adversarial.method=none,smart", "engine.deepspeed=zero3"])

@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from alum.config import save_config
 from alum.errors import UserError
@@ -54,6 +55,19 @@ def test_resume_refuses_a_change_of_results_naming_the_first_key(tmp_path):
     assert refused_at(root, "train.seeds=2", "adversarial.method=smart") == "adversarial.method"  # none dropped
     assert refused_at(root, *base, "train.seed=7") == "train.seed"
     assert refused_at(root, *base, model="other") == "model"
+
+
+def test_a_config_saved_with_the_options_as_written_resumes(tmp_path):
+    # config.yaml before options were typed held only the keys that were set, and the methods as one string;
+    # now it holds every option of the methods that run, and the methods may be a list
+    root = saved(tmp_path, "train.seeds=2", "adversarial.method=none,smart")
+    data = yaml.safe_load((root / "config.yaml").read_text())
+    assert data["adversarial"]["options"]["smart"]["beta"] == 0.99  # resolved in full, defaults included
+    data["adversarial"]["options"] = {"smart": {"alpha": 1.0, "mu": 1.0}, "alum": {"alpha": 1.0}}  # the preset's
+    (root / "config.yaml").write_text(yaml.safe_dump(data))
+    finetune_run.check_resumable(config(root, "train.seeds=2", "adversarial.method=[none, smart]"), root)
+    assert refused_at(root, "train.seeds=2", "adversarial.method=none,smart", "adversarial.options.smart.beta=0.9") \
+        == "adversarial.options.smart.beta"
 
 
 def test_a_one_method_run_cannot_gain_methods(tmp_path):

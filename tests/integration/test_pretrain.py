@@ -610,6 +610,46 @@ def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_c
     assert partly > 5
 
 
+def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -> None:
+    """Every tensor of the module, tied ones included, as the engine held it, to the bit and in its dtype."""
+    from transformers import AutoModelForMaskedLM
+
+    loaded = AutoModelForMaskedLM.from_pretrained(export).state_dict()
+    assert engine.keys() <= loaded.keys()
+    for key, tensor in engine.items():
+        assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
+
+
+def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer_dir, small_corpus, capsys):
+    """`alum export` of a mid-run checkpoint holds the weights the engine held at that step; of the last
+    checkpoint, what the run's own final/ holds, file for file; both load in the fill-mask pipeline, which
+    truncates an input longer than the block size where the model's positions end."""
+    from transformers import AutoTokenizer, pipeline
+
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)  # checkpoints at steps 4 and 6 of 6 remain
+    pretrain_train.run(cfg)
+    checkpoints, final = Path(cfg.output) / "checkpoints", Path(cfg.output) / "final"
+    mid, last = tmp_path / "mid", tmp_path / "last"
+    capsys.readouterr()
+    assert main(["export", str(checkpoints / "step-00000004"), "--output", str(mid)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"exported {checkpoints / 'step-00000004'} to {mid} (AutoModelForMaskedLM / AutoTokenizer)"
+    assert_export_is_the_engine(mid, module_weights(checkpoints / "step-00000004"))
+    assert not torch.equal(load_file(mid / "model.safetensors")["bert.embeddings.word_embeddings.weight"],
+                           final_weights(cfg)["bert.embeddings.word_embeddings.weight"])  # two steps apart
+
+    assert main(["export", str(checkpoints / "step-00000006"), "--output", str(last)]) == 0
+    assert sorted(p.name for p in last.iterdir()) == sorted(p.name for p in final.iterdir())
+    for path in final.iterdir():
+        assert (last / path.name).read_bytes() == path.read_bytes(), path.name
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+
+    assert AutoTokenizer.from_pretrained(mid).model_max_length == 32  # data.block_size: the model's positions
+    fill = pipeline("fill-mask", model=str(mid))
+    guesses = fill("The tower is <mask>. " + "A long text. " * 200, tokenizer_kwargs={"truncation": True})
+    assert len(guesses) == 5 and all(g["token_str"] for g in guesses)
+
+
 def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, small_corpus):
     cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=4,
                       **{"adversarial.method": "none", "adversarial.options": "{}"})

@@ -31,6 +31,23 @@ MODULE_STATES = "mp_rank_00_model_states.pt"
 ZERO3_MODULE_STATES = "zero_pp_rank_0_mp_rank_00_model_states.pt"
 
 
+# The run directory keeps the tokenizer the run trained with, so that any of its checkpoints can be exported
+# with it even when the directory that data.tokenizer names has moved or changed since.
+RUN_TOKENIZER = "tokenizer"
+
+
+def save_run_tokenizer(model, tokenizer, run: Path) -> None:
+    """The run's tokenizer in `RUN/tokenizer/`, put in place whole."""
+    target = run / RUN_TOKENIZER
+    staged = staging(target)
+    with writing("the tokenizer", target):
+        try:
+            save_tokenizer_for(model, tokenizer, staged)
+            publish(staged, target)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+
 def write_hf_dir(module, tokenizer, target: Path) -> None:
     """`module` and `tokenizer` as a plain HF directory at `target`, put in place whole (an earlier one there is
     replaced only once the new one is complete)."""
@@ -45,19 +62,16 @@ def write_hf_dir(module, tokenizer, target: Path) -> None:
 
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
-    """The checkpoint `RUN/checkpoints/step-N/` as a plain HF directory at `output`, with the run's tokenizer;
-    returns `output`. Bad input (not a checkpoint, an incomplete one, an output that exists without
+    """The checkpoint `RUN/checkpoints/step-N/` as a plain HF directory at `output`, with the run's tokenizer
+    (`RUN/tokenizer/`); returns `output`. Bad input (not a checkpoint, an incomplete one, an output that exists without
     `overwrite`) raises UserError before anything is read or written."""
     checkpoint, output = Path(checkpoint), Path(output)
     run = check_checkpoint(checkpoint)
     check_output(output, checkpoint, run, overwrite)
-    config = run / "config.yaml"
-    cfg = load_config(PretrainConfig, config)
-    if cfg.data.tokenizer is None:
-        raise UserError(f"{config}: data.tokenizer is not set, so the run's tokenizer is unknown")
-    tokenizer = load_tokenizer(cfg.data.tokenizer, f"data.tokenizer in {config}")
+    cfg = load_config(PretrainConfig, run / "config.yaml")
+    tokenizer, source = run_tokenizer(cfg, run)
     model = architecture(cfg, tokenizer)
-    load_weights(model, engine_weights(checkpoint), checkpoint, cfg.data.tokenizer)
+    load_weights(model, engine_weights(checkpoint), checkpoint, source)
     write_hf_dir(model, tokenizer, output)
     return output
 
@@ -94,6 +108,18 @@ def check_output(output: Path, checkpoint: Path, run: Path, overwrite: bool) -> 
     mine, theirs = output.resolve(), checkpoint.resolve()
     if mine == theirs or mine in theirs.parents or theirs in mine.parents or mine == run.resolve():
         raise UserError(f"--output {output} would replace the checkpoint {checkpoint} or its run: export elsewhere")
+
+
+def run_tokenizer(cfg: PretrainConfig, run: Path):
+    """The tokenizer the run trained with, and where it was found: the copy in the run directory, or for a run
+    written before runs kept one, the directory its config names."""
+    if (run / RUN_TOKENIZER).is_dir():
+        return load_tokenizer(run / RUN_TOKENIZER), run / RUN_TOKENIZER
+    config = run / "config.yaml"
+    if cfg.data.tokenizer is None:
+        raise UserError(f"{config}: data.tokenizer is not set and the run directory holds no {RUN_TOKENIZER}/, "
+                        "so the run's tokenizer is unknown")
+    return load_tokenizer(cfg.data.tokenizer, f"data.tokenizer in {config}"), cfg.data.tokenizer
 
 
 def architecture(cfg: PretrainConfig, tokenizer):

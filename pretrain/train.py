@@ -32,7 +32,7 @@ from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.pretrain.config import PretrainConfig
 from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
-from alum.pretrain.export import write_hf_dir
+from alum.pretrain.export import save_run_tokenizer, write_hf_dir
 from alum.pretrain.mlm import evaluate, mlm_forward
 from alum.pretrain.model import load_model
 
@@ -98,6 +98,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             shutil.rmtree(output)
         output.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output / "config.yaml")
+        save_run_tokenizer(model, tokenizer, output)  # `alum export` of any checkpoint takes it from here
     distributed.barrier()
     log = MetricsLog(output, cfg.wandb, to_dict(cfg), resume=step > 0)
     log.truncate_after(step)

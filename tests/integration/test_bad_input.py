@@ -585,7 +585,7 @@ ROWS: list[Row] = [
         "{w.tmp}/in/run/config.yaml not found: the checkpoint's run directory holds no config", base=False),
     Row("export", "run-config-without-tokenizer",
         lambda w: ["export", fake_checkpoint(w, config="max_steps: 2\n"), "--output", w.tmp / "e"],
-        "{w.tmp}/in/run/config.yaml: data.tokenizer is not set", base=False),
+        "{w.tmp}/in/run/config.yaml: data.tokenizer is not set and the run directory holds no tokenizer/", base=False),
     Row("export", "run-tokenizer-gone",
         lambda w: ["export", fake_checkpoint(w, config=f"data: {{tokenizer: {w.tmp / 'moved'}}}\n"), "--output",
                    w.tmp / "e"],

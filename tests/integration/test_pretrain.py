@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from alum.adversarial import ForwardOutput
 from alum.cli import main
 from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
+from alum.pretrain.export import export_checkpoint
 from alum.pretrain.config import PretrainConfig
 from support.paths import REPO
 from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
@@ -645,9 +647,41 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
 
     assert AutoTokenizer.from_pretrained(mid).model_max_length == 32  # data.block_size: the model's positions
+    moved_run_exports_with_its_own_tokenizer(Path(cfg.output), tmp_path, mid)
     fill = pipeline("fill-mask", model=str(mid))
     guesses = fill("The tower is <mask>. " + "A long text. " * 200, tokenizer_kwargs={"truncation": True})
     assert len(guesses) == 5 and all(g["token_str"] for g in guesses)
+
+
+def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported: Path) -> None:
+    """The run keeps its tokenizer: moved, its tokenizer directory gone, it exports as before. A run without
+    that copy (written before runs kept one) takes data.tokenizer, and one of another size is refused."""
+    import shutil
+
+    import yaml
+
+    from support.data import sst2_lines
+    from support.models import build_tokenizer
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run / "checkpoints" / "step-00000004", moved / "checkpoints" / "step-00000004")
+    shutil.copytree(run / "tokenizer", moved / "tokenizer")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["tokenizer"] = str(tmp_path / "gone")
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["export", str(moved / "checkpoints" / "step-00000004"), "--output", str(tmp_path / "again")]) == 0
+    for path in exported.iterdir():
+        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+
+    shutil.rmtree(moved / "tokenizer")
+    other = build_tokenizer(tmp_path / "other-tok", sst2_lines(200), vocab=300)
+    config["data"]["tokenizer"] = str(tmp_path / "other-tok")
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError, match=rf"step-00000004 has \d+ embedding rows but the run's tokenizer "
+                                        rf"{re.escape(str(tmp_path / 'other-tok'))} gives {len(other)}: the tokenizer "
+                                        "was changed"):
+        export_checkpoint(moved / "checkpoints" / "step-00000004", tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, small_corpus):

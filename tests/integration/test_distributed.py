@@ -72,6 +72,28 @@ def test_export_of_a_two_process_run_loads_in_a_plain_process(runs):
         assert model(**tok("a small test", return_tensors="pt")).logits.isfinite().all()
 
 
+@pytest.mark.parametrize("stage", [2, 3])
+def test_export_of_a_two_process_checkpoint_is_the_engine_in_one_process(runs, stage, tmp_path):
+    """`alum export` in one plain process, no launcher: the mid-run checkpoint (step 6 of 8) holds the weights
+    the engine held, which in fp32 are its fp32 masters, gathered from both ranks' partitions by DeepSpeed's
+    reader (ZeRO-2: another file than the module states the export reads); the last checkpoint is the
+    run's own final/ (written from the engine's gathered module in memory), file for file."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from transformers import AutoModelForMaskedLM
+
+    checkpoints = runs[f"zero{stage}"] / "checkpoints"
+    for step in (6, 8):
+        one("export", str(checkpoints / f"step-{step:08d}"), "--output", str(tmp_path / str(step)))
+    masters = get_fp32_state_dict_from_zero_checkpoint(str(checkpoints / "step-00000006"), tag="engine")
+    exported = AutoModelForMaskedLM.from_pretrained(tmp_path / "6").state_dict()
+    for key, tensor in masters.items():
+        assert exported[key].dtype == tensor.dtype and torch.equal(exported[key], tensor), key
+    final = runs[f"zero{stage}"] / "final"
+    assert sorted(p.name for p in (tmp_path / "8").iterdir()) == sorted(p.name for p in final.iterdir())
+    for path in final.iterdir():
+        assert (tmp_path / "8" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
 def test_two_process_checkpoint_resumes_exactly_in_two_processes(runs, tokenizer_dir, tmp_path):
     run = tmp_path / "resumed"
     two(*pretrain_args(tokenizer_dir, run, 4, 2, "--stop-after", "3"))

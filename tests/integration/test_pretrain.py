@@ -653,6 +653,21 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
     assert len(guesses) == 5 and all(g["token_str"] for g in guesses)
 
 
+@pytest.mark.parametrize("stage", [0, 3])
+def test_export_of_a_bf16_checkpoint_is_what_the_engine_computed_with(tmp_path, tokenizer_dir, small_corpus, stage):
+    """In bf16 the engine computes with bf16 weights and keeps fp32 masters: the export holds the bf16 ones, as
+    final/ does. Under ZeRO-3 (one process) they are DeepSpeed's gathered masters cast to the module's dtype."""
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
+                      **{"engine.precision": "bf16", "engine.deepspeed": f"zero{stage}", "adversarial.start_step": 1})
+    pretrain_train.run(cfg)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    final = Path(cfg.output) / "final"
+    for path in final.iterdir():
+        assert (tmp_path / "last" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert {t.dtype for t in load_file(tmp_path / "last" / "model.safetensors").values()} == {torch.bfloat16}
+
+
 def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported: Path) -> None:
     """The run keeps its tokenizer: moved, its tokenizer directory gone, it exports as before. A run without
     that copy (written before runs kept one) takes data.tokenizer, and one of another size is refused."""

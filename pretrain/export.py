@@ -137,7 +137,17 @@ def architecture(cfg: PretrainConfig, tokenizer):
 
 
 def engine_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The module's weights as the engine held them when it wrote `checkpoint`, read in this process."""
+    """The module's weights as the engine held them when it wrote `checkpoint`, read in this process; files
+    that cannot be read (cut short, corrupt, a rank's partition missing) are one line naming them."""
+    try:
+        return _engine_weights(checkpoint)
+    except Exception as err:  # noqa: BLE001 - torch.load and DeepSpeed's reader raise many types
+        text = str(err).strip()
+        raise UserError(f"{checkpoint / ENGINE_TAG}: cannot read the engine's weights "
+                        f"({type(err).__name__}: {text.splitlines()[0] if text else 'no detail'})") from None
+
+
+def _engine_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     engine = checkpoint / ENGINE_TAG
     if (engine / MODULE_STATES).is_file():  # ZeRO 0, 1, 2: the whole module, in its own dtype
         return torch.load(engine / MODULE_STATES, map_location="cpu", weights_only=False)["module"]

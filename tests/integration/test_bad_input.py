@@ -593,6 +593,8 @@ ROWS: list[Row] = [
     Row("export", "run-config-malformed",
         lambda w: ["export", fake_checkpoint(w, config="data: [unclosed\n"), "--output", w.tmp / "e"],
         "{w.tmp}/in/run/config.yaml:2: malformed YAML", base=False),
+    Row("export", "checkpoint-weights-corrupt", lambda w: [],
+        "{w.tmp}/in/run/checkpoints/step-00000002/engine: cannot read the engine's weights (UnpicklingError"),
     Row("export", "output-holds-an-export-without-overwrite", lambda w: ["--output", w.prior],
         "--output {w.prior} already exists: pass --overwrite to replace it"),
     Row("export", "output-is-a-file", lambda w: ["--output", w.file("taken", "mine"), "--overwrite"],

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from alum.config import load_config
 from alum.errors import UserError, writing
-from alum.io.hf_dirs import load_tokenizer, save_tokenizer_for
+from alum.io.hf_dirs import load_tokenizer, quiet_transformers, save_tokenizer_for
 from alum.io.publish import check_directory, publish, staging
 from alum.training.checkpoint import ENGINE_TAG, Checkpointer
 from alum.pretrain.config import PretrainConfig
@@ -38,24 +40,26 @@ RUN_TOKENIZER = "tokenizer"
 
 def save_run_tokenizer(model, tokenizer, run: Path) -> None:
     """The run's tokenizer in `RUN/tokenizer/`, put in place whole."""
-    target = run / RUN_TOKENIZER
-    staged = staging(target)
-    with writing("the tokenizer", target):
-        try:
-            save_tokenizer_for(model, tokenizer, staged)
-            publish(staged, target)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+    with _whole(run / RUN_TOKENIZER, "the tokenizer") as staged:
+        save_tokenizer_for(model, tokenizer, staged)
 
 
 def write_hf_dir(module, tokenizer, target: Path) -> None:
     """`module` and `tokenizer` as a plain HF directory at `target`, put in place whole (an earlier one there is
     replaced only once the new one is complete)."""
+    with _whole(target, "the model") as staged, quiet_transformers():
+        module.save_pretrained(staged, safe_serialization=True)
+        save_tokenizer_for(module, tokenizer, staged)
+
+
+@contextlib.contextmanager
+def _whole(target: Path, what: str) -> Iterator[Path]:
+    """A directory to write `target` into, published at `target` when the block ends; on failure nothing is
+    left beside it, and a disk that refuses the write is one line naming `what` and `target`."""
     staged = staging(target)
-    with writing("the model", target):
+    with writing(what, target):
         try:
-            module.save_pretrained(staged, safe_serialization=True)
-            save_tokenizer_for(module, tokenizer, staged)
+            yield staged
             publish(staged, target)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
@@ -63,8 +67,8 @@ def write_hf_dir(module, tokenizer, target: Path) -> None:
 
 def export_checkpoint(checkpoint: str | Path, output: str | Path, overwrite: bool = False) -> Path:
     """The checkpoint `RUN/checkpoints/step-N/` as a plain HF directory at `output`, with the run's tokenizer
-    (`RUN/tokenizer/`); returns `output`. Bad input (not a checkpoint, an incomplete one, an output that exists without
-    `overwrite`) raises UserError before anything is read or written."""
+    (`RUN/tokenizer/`); returns `output`. Bad input (not a checkpoint, an incomplete one, an output that exists
+    without `overwrite`) raises UserError before anything is written."""
     checkpoint, output = Path(checkpoint), Path(output)
     run = check_checkpoint(checkpoint)
     check_output(output, checkpoint, run, overwrite)
@@ -140,7 +144,8 @@ def engine_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The module's weights as the engine held them when it wrote `checkpoint`, read in this process; files
     that cannot be read (cut short, corrupt, a rank's partition missing) are one line naming them."""
     try:
-        return _engine_weights(checkpoint)
+        with _quiet_deepspeed():
+            return _engine_weights(checkpoint)
     except Exception as err:  # noqa: BLE001 - torch.load and DeepSpeed's reader raise many types
         text = str(err).strip()
         raise UserError(f"{checkpoint / ENGINE_TAG}: cannot read the engine's weights "
@@ -154,9 +159,27 @@ def _engine_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     placeholders = torch.load(engine / ZERO3_MODULE_STATES, map_location="cpu", weights_only=False)["module"]
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints what it parses
-        masters = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag=ENGINE_TAG)
+    masters = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint), tag=ENGINE_TAG)
     return {k: v.to(placeholders[k].dtype) if k in placeholders else v for k, v in masters.items()}
+
+
+@contextlib.contextmanager
+def _quiet_deepspeed() -> Iterator[None]:
+    """DeepSpeed talks while it reads: a warning on import where it finds no GPU (unpickling the module states
+    imports it too), a line naming the version that wrote the files, a progress bar over them. The command's
+    one line says what was done, so theirs go nowhere; an error still ends in one line of ours."""
+    def errors_only(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+    logger = logging.getLogger("DeepSpeed")  # DeepSpeed's own, which keeps a filter added before its import
+    logger.addFilter(errors_only)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            import deepspeed  # noqa: F401 - here, quietly: saving the model would import it (accelerate does)
+
+            yield
+    finally:
+        logger.removeFilter(errors_only)
 
 
 def load_weights(model, weights: dict[str, torch.Tensor], checkpoint: Path, tokenizer) -> None:

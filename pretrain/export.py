@@ -184,11 +184,11 @@ def _quiet_deepspeed() -> Iterator[None]:
 
 def load_weights(model, weights: dict[str, torch.Tensor], checkpoint: Path, tokenizer) -> None:
     """Every parameter of `model` from `weights`, to the bit; a checkpoint of another shape is one line."""
-    rows = model.get_input_embeddings().weight.shape[0]
-    for key, tensor in weights.items():
-        if key.endswith("word_embeddings.weight") and tensor.shape[0] != rows:
-            raise UserError(f"{checkpoint} has {tensor.shape[0]} embedding rows but the run's tokenizer {tokenizer} "
-                            f"gives {rows}: the tokenizer was changed after the run")
+    embeddings = model.get_input_embeddings().weight
+    name = next(n for n, p in model.named_parameters() if p is embeddings)
+    if name in weights and weights[name].shape[0] != embeddings.shape[0]:
+        raise UserError(f"{checkpoint} has {weights[name].shape[0]} embedding rows but the run's tokenizer {tokenizer} "
+                        f"gives {embeddings.shape[0]}: the tokenizer was changed after the run")
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as err:

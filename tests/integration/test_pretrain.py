@@ -668,6 +668,23 @@ def test_export_of_a_bf16_checkpoint_is_what_the_engine_computed_with(tmp_path, 
     assert {t.dtype for t in load_file(tmp_path / "last" / "model.safetensors").values()} == {torch.bfloat16}
 
 
+@pytest.mark.parametrize("family", ["roberta", "modernbert"])
+def test_export_of_other_families_is_their_final_export(tmp_path, tokenizer_dir, small_corpus, family):
+    """The run's architecture is rebuilt from its config in any family: RoBERTa's positions offset by the
+    padding index (model_max_length is still the block size), ModernBERT's own names and rotary positions."""
+    from transformers import AutoTokenizer
+
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
+                      **{"model.family": family, "adversarial.start_step": 1})
+    pretrain_train.run(cfg)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    final = Path(cfg.output) / "final"
+    for path in final.iterdir():
+        assert (tmp_path / "last" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert AutoTokenizer.from_pretrained(tmp_path / "last").model_max_length == 32
+
+
 def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported: Path) -> None:
     """The run keeps its tokenizer: moved, its tokenizer directory gone, it exports as before. A run without
     that copy (written before runs kept one) takes data.tokenizer, and one of another size is refused."""

@@ -622,6 +622,24 @@ def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -
         assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
 
 
+def assert_same_files(a: Path, b: Path) -> None:
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    for path in b.iterdir():
+        assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **overrides) -> Path:
+    """A run of 2 steps with a checkpoint at each; its last checkpoint exported equals its final/, file for
+    file. Returns the export."""
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
+                      **{"adversarial.start_step": 1, **overrides})
+    pretrain_train.run(cfg)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    assert_same_files(tmp_path / "last", Path(cfg.output) / "final")
+    return tmp_path / "last"
+
+
 def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer_dir, small_corpus, capsys):
     """`alum export` of a mid-run checkpoint holds the weights the engine held at that step; of the last
     checkpoint, what the run's own final/ holds, file for file; both load in the fill-mask pipeline, which
@@ -641,9 +659,7 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
                            final_weights(cfg)["bert.embeddings.word_embeddings.weight"])  # two steps apart
 
     assert main(["export", str(checkpoints / "step-00000006"), "--output", str(last)]) == 0
-    assert sorted(p.name for p in last.iterdir()) == sorted(p.name for p in final.iterdir())
-    for path in final.iterdir():
-        assert (last / path.name).read_bytes() == path.read_bytes(), path.name
+    assert_same_files(last, final)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
 
     assert AutoTokenizer.from_pretrained(mid).model_max_length == 32  # data.block_size: the model's positions
@@ -657,15 +673,9 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
 def test_export_of_a_bf16_checkpoint_is_what_the_engine_computed_with(tmp_path, tokenizer_dir, small_corpus, stage):
     """In bf16 the engine computes with bf16 weights and keeps fp32 masters: the export holds the bf16 ones, as
     final/ does. Under ZeRO-3 (one process) they are DeepSpeed's gathered masters cast to the module's dtype."""
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
-                      **{"engine.precision": "bf16", "engine.deepspeed": f"zero{stage}", "adversarial.start_step": 1})
-    pretrain_train.run(cfg)
-    last = Path(cfg.output) / "checkpoints" / "step-00000002"
-    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
-    final = Path(cfg.output) / "final"
-    for path in final.iterdir():
-        assert (tmp_path / "last" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert {t.dtype for t in load_file(tmp_path / "last" / "model.safetensors").values()} == {torch.bfloat16}
+    last = exported_last_is_final(tmp_path, tokenizer_dir, small_corpus,
+                                  **{"engine.precision": "bf16", "engine.deepspeed": f"zero{stage}"})
+    assert {t.dtype for t in load_file(last / "model.safetensors").values()} == {torch.bfloat16}
 
 
 @pytest.mark.parametrize("family", ["roberta", "modernbert"])
@@ -674,15 +684,8 @@ def test_export_of_other_families_is_their_final_export(tmp_path, tokenizer_dir,
     padding index (model_max_length is still the block size), ModernBERT's own names and rotary positions."""
     from transformers import AutoTokenizer
 
-    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
-                      **{"model.family": family, "adversarial.start_step": 1})
-    pretrain_train.run(cfg)
-    last = Path(cfg.output) / "checkpoints" / "step-00000002"
-    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
-    final = Path(cfg.output) / "final"
-    for path in final.iterdir():
-        assert (tmp_path / "last" / path.name).read_bytes() == path.read_bytes(), path.name
-    assert AutoTokenizer.from_pretrained(tmp_path / "last").model_max_length == 32
+    last = exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **{"model.family": family})
+    assert AutoTokenizer.from_pretrained(last).model_max_length == 32
 
 
 def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported: Path) -> None:
@@ -702,8 +705,7 @@ def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported
     config["data"]["tokenizer"] = str(tmp_path / "gone")
     (moved / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["export", str(moved / "checkpoints" / "step-00000004"), "--output", str(tmp_path / "again")]) == 0
-    for path in exported.iterdir():
-        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert_same_files(tmp_path / "again", exported)
 
     shutil.rmtree(moved / "tokenizer")
     other = build_tokenizer(tmp_path / "other-tok", sst2_lines(200), vocab=300)

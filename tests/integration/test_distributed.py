@@ -72,11 +72,11 @@ def test_export_of_a_two_process_run_loads_in_a_plain_process(runs):
         assert model(**tok("a small test", return_tensors="pt")).logits.isfinite().all()
 
 
-@pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.parametrize("stage", [1, 2, 3])
 def test_export_of_a_two_process_checkpoint_is_the_engine_in_one_process(runs, stage, tmp_path):
     """`alum export` in one plain process, no launcher, saying one line: the mid-run checkpoint (step 6 of 8) holds the weights
     the engine held, which in fp32 are its fp32 masters, gathered from both ranks' partitions by DeepSpeed's
-    reader (ZeRO-2: another file than the module states the export reads); the last checkpoint is the
+    reader (ZeRO-1/2: other files than the module states the export reads); the last checkpoint is the
     run's own final/ (written from the engine's gathered module in memory), file for file."""
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     from transformers import AutoModelForMaskedLM

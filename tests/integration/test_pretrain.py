@@ -517,6 +517,10 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
     pretrain_train.run(cfg)
     out = capsys.readouterr()
     assert "has no MLM head: initialised cls randomly" in out.out + out.err
+    # a run from model.path exports any checkpoint with that model's shape (and its 64 positions)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    assert_same_files(tmp_path / "last", Path(cfg.output) / "final")
 
 
 def test_tokenised_corpus_is_cached(tmp_path, tokenizer_dir, small_corpus, monkeypatch):

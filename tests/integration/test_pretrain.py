@@ -672,6 +672,10 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
     guesses = fill("The tower is <mask>. " + "A long text. " * 200, tokenizer_kwargs={"truncation": True})
     assert len(guesses) == 5 and all(g["token_str"] for g in guesses)
 
+    assert main(["export", str(checkpoints / "step-00000006"), "--output", str(mid), "--overwrite"]) == 0
+    assert_same_files(mid, final)  # replaced whole, nothing left beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("mid")) == ["mid"]
+
 
 @pytest.mark.parametrize("stage", [0, 3])
 def test_export_of_a_bf16_checkpoint_is_what_the_engine_computed_with(tmp_path, tokenizer_dir, small_corpus, stage):

@@ -12,8 +12,8 @@ from alum.errors import UserError, disk_full
 
 # Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
 # so that `alum --help` answers at once.
-COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.finetune",
-            "alum.commands.evaluate", "alum.commands.quickstart"]
+COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.export",
+            "alum.commands.finetune", "alum.commands.evaluate", "alum.commands.quickstart"]
 
 
 class Parser(argparse.ArgumentParser):

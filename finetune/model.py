@@ -18,7 +18,7 @@ from torch import nn
 
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError, writing
-from alum.io.hf_dirs import max_tokens, save_tokenizer_for
+from alum.io.hf_dirs import max_tokens, quiet_transformers, save_tokenizer_for
 from alum.io.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
@@ -68,22 +68,6 @@ def load_classifier(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[
     fresh = list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else str(m)
                                                    for m in info.get("mismatched_keys", [])]
     return model, sorted(fresh)
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No load report and no per-shard progress bar from transformers (one seed after another would repeat them)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def make_forward(model: nn.Module, regression: bool):

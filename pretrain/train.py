@@ -23,14 +23,15 @@ from alum.adversarial import Method, Target, build_method, mean_reports
 from alum.config import dump_yaml, save_config, to_dict
 from alum.errors import UserError
 from alum.io import plots
-from alum.io.hf_dirs import load_tokenizer, save_tokenizer_for
-from alum.io.publish import check_directory, publish, staging
+from alum.io.hf_dirs import load_tokenizer
+from alum.io.publish import check_directory
 from alum.training import distributed, rng
 from alum.training.checkpoint import Checkpointer
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
 from alum.pretrain.config import PretrainConfig
 from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
+from alum.pretrain.export import save_run_tokenizer, write_hf_dir
 from alum.pretrain.mlm import evaluate, mlm_forward
 from alum.pretrain.model import load_model
 
@@ -95,6 +96,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
             shutil.rmtree(output)
         output.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output / "config.yaml")
+        save_run_tokenizer(model, tokenizer, output)  # `alum export` of any checkpoint takes it from here
     distributed.barrier()
     log = MetricsLog(output, cfg.wandb, to_dict(cfg), resume=step > 0)
     log.truncate_after(step)
@@ -299,10 +301,7 @@ def export_hf(engine, tokenizer, path: Path) -> None:
     params = list(module.parameters()) if zero3 else []
     with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
         if distributed.is_main():
-            staged = staging(path)
-            module.save_pretrained(staged, safe_serialization=True)
-            save_tokenizer_for(module, tokenizer, staged)
-            publish(staged, path)
+            write_hf_dir(module, tokenizer, path)
     distributed.barrier()
 
 

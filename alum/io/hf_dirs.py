@@ -3,7 +3,9 @@ errors that name the path and the config key or flag it came from. Never reaches
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from alum.errors import UserError
@@ -111,6 +113,23 @@ def save_tokenizer_for(model, tokenizer, directory: str | Path) -> None:
         tokenizer = copy.copy(tokenizer)  # the caller's keeps its own
         tokenizer.model_max_length = length
     tokenizer.save_pretrained(str(directory))
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No load report and no per-shard progress bar from transformers (seed after seed of fine-tuning would repeat
+    them; an export says what it wrote in one line)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def check_model_dir(path: str | Path, key: str = "model") -> Path:

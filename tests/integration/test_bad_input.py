@@ -170,8 +170,13 @@ def quickstart_base(w: W) -> list:
     return ["quickstart", "--output", w.prior, "--pretrain-steps", 2, "--finetune-epochs", 1]
 
 
+def export_base(w: W) -> list:
+    return ["export", fake_checkpoint(w), "--output", w.tmp / "export-out"]
+
+
 BASES = {"tokenizer train": tok_train_base, "tokenizer stats": tok_stats_base, "pretrain": pretrain_base,
-         "prepare": prepare_base, "finetune": finetune_base, "evaluate": evaluate_base, "quickstart": quickstart_base}
+         "prepare": prepare_base, "finetune": finetune_base, "evaluate": evaluate_base, "quickstart": quickstart_base,
+         "export": export_base}
 
 def common_config_rows(command: str, key_unknown: str, key_int: str, preset_kind: str) -> list[Row]:
     """The YAML and override rows every command with a --config shares."""
@@ -559,6 +564,50 @@ ROWS: list[Row] = [
     Row("quickstart", "output-holds-other-work", lambda w: ["--output", other_work(w)],
         "is not empty and is not an earlier quickstart"),
     Row("quickstart", "samples-missing", lambda w: [], "lacks its samples"),  # the samples moved away: see the test
+
+    # ---- export: the output holds an earlier export; the checkpoint's files are never read -----------------
+    Row("export", "checkpoint-missing", lambda w: ["export", w.tmp / "nope", "--output", w.tmp / "e"],
+        "checkpoint '{w.tmp}/nope' not found", base=False),
+    Row("export", "checkpoint-a-file", lambda w: ["export", w.file("step-00000002", "x"), "--output", w.tmp / "e"],
+        "'{w.tmp}/in/step-00000002' is a file, not a checkpoint directory", base=False),
+    Row("export", "checkpoint-incomplete",
+        lambda w: ["export", fake_checkpoint(w, partial=True), "--output", w.tmp / "e"],
+        "'{w.tmp}/in/run/checkpoints/step-00000004.partial' is an incomplete checkpoint (a run stopped while writing "
+        "it): export a complete one, e.g. {w.tmp}/in/run/checkpoints/step-00000002", base=False),
+    Row("export", "checkpoint-a-run-directory",
+        lambda w: ["export", fake_checkpoint(w).parent.parent, "--output", w.tmp / "e"],
+        "'{w.tmp}/in/run' is not a pretraining checkpoint (no engine/mp_rank_00_model_states.pt): a run directory: "
+        "name one of its checkpoints, e.g. {w.tmp}/in/run/checkpoints/step-00000002", base=False),
+    Row("export", "checkpoint-a-model-directory", lambda w: ["export", w.model, "--output", w.tmp / "e"],
+        "'{w.model}' is not a pretraining checkpoint", base=False),
+    Row("export", "run-without-config",
+        lambda w: ["export", fake_checkpoint(w, config=False), "--output", w.tmp / "e"],
+        "{w.tmp}/in/run/config.yaml not found: the checkpoint's run directory holds no config", base=False),
+    Row("export", "run-config-without-tokenizer",
+        lambda w: ["export", fake_checkpoint(w, config="max_steps: 2\n"), "--output", w.tmp / "e"],
+        "{w.tmp}/in/run/config.yaml: data.tokenizer is not set and the run directory holds no tokenizer/", base=False),
+    Row("export", "run-tokenizer-gone",
+        lambda w: ["export", fake_checkpoint(w, config=f"data: {{tokenizer: {w.tmp / 'moved'}}}\n"), "--output",
+                   w.tmp / "e"],
+        "tokenizer '{w.tmp}/moved' not found (data.tokenizer in {w.tmp}/in/run/config.yaml)", base=False),
+    Row("export", "run-config-malformed",
+        lambda w: ["export", fake_checkpoint(w, config="data: [unclosed\n"), "--output", w.tmp / "e"],
+        "{w.tmp}/in/run/config.yaml:2: malformed YAML", base=False),
+    Row("export", "checkpoint-weights-corrupt", lambda w: [],
+        "{w.tmp}/in/run/checkpoints/step-00000002/engine: cannot read the engine's weights (UnpicklingError"),
+    Row("export", "output-holds-an-export-without-overwrite", lambda w: ["--output", w.prior],
+        "--output {w.prior} already exists: pass --overwrite to replace it"),
+    Row("export", "output-is-a-file", lambda w: ["--output", w.file("taken", "mine"), "--overwrite"],
+        "--output {w.tmp}/in/taken: '{w.tmp}/in/taken' is a file, not a directory"),
+    Row("export", "output-read-only", lambda w: ["--output", read_only(w) / "e"], "'{w.tmp}/in/ro' is not writable",
+        (NOT_AS_ROOT,)),
+    Row("export", "output-is-the-checkpoint",
+        lambda w: ["export", fake_checkpoint(w), "--output", fake_checkpoint(w), "--overwrite"],
+        "would replace the checkpoint {w.tmp}/in/run/checkpoints/step-00000002 or its run", base=False),
+    Row("export", "output-is-the-run", lambda w: ["--output", w.tmp / "in" / "run", "--overwrite"],
+        "would replace the checkpoint {w.tmp}/in/run/checkpoints/step-00000002 or its run"),
+    Row("export", "output-missing", lambda w: ["export", fake_checkpoint(w)],
+        "the following arguments are required: --output", base=False),
 ]
 
 
@@ -567,6 +616,19 @@ def read_only(w: W) -> Path:
     folder.mkdir(parents=True)
     folder.chmod(0o500)
     return folder
+
+
+def fake_checkpoint(w: W, config: str | bool = True, partial: bool = False) -> Path:
+    """A run directory as `alum pretrain` leaves it, with stand-ins for the checkpoint's files (the checks
+    before any work never read them): `in/run/checkpoints/step-00000002/`, and with `partial` a
+    `step-00000004.partial/` beside it. `config`: the run's config.yaml (True: one naming the tokenizer; False:
+    none)."""
+    run = w.tmp / "in" / "run"
+    if config is not False:
+        w.file("run/config.yaml", f"data: {{tokenizer: {w.tok}}}\n" if config is True else config)
+    for name in ("step-00000002", *(["step-00000004.partial"] if partial else [])):
+        w.file(f"run/checkpoints/{name}/engine/mp_rank_00_model_states.pt", b"\x00" * 64)
+    return run / "checkpoints" / ("step-00000004.partial" if partial else "step-00000002")
 
 
 def reg_file(w: W) -> Path:
@@ -666,6 +728,8 @@ def built(tmp_path_factory, tokenizer_dir, model_dir, small_corpus):
         "seed-1/result.json": "{}\n"})
     prior["prepare"] = fake_run(root / "prior-prepare", {
         "manifest.json": '{"format": "alum-prepared-corpus/1", "blocks": 1}\n', "shards/part-00000.arrow": b"\x02" * 64})
+    prior["export"] = fake_run(root / "prior-export", {
+        "config.json": "{}\n", "model.safetensors": b"\x03" * 64, "tokenizer.json": "{}\n"})
     prior["quickstart"] = fake_run(root / "prior-quickstart", {
         "quickstart.json": "[]\n", "tokenizer/tokenizer.json": "{}\n", "pretrain/metrics.jsonl": "{}\n",
         "finetune/metrics.json": "{}\n", "evaluate.json": "{}\n"})
@@ -755,7 +819,8 @@ def alum_process(argv: list, cwd: Path, timeout: int = 180, preexec=None) -> sub
 
 SUBPROCESS_ROWS = ["tokenizer train:corpus-missing", "tokenizer stats:tokenizer-json-truncated",
                    "pretrain:override-unknown-key", "finetune:dev-label-outside-the-set",
-                   "evaluate:task-file-truncated", "quickstart:pretrain-steps-not-a-number"]
+                   "evaluate:task-file-truncated", "quickstart:pretrain-steps-not-a-number",
+                   "export:checkpoint-incomplete"]
 
 
 @pytest.mark.slow

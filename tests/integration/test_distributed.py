@@ -72,6 +72,50 @@ def test_export_of_a_two_process_run_loads_in_a_plain_process(runs):
         assert model(**tok("a small test", return_tensors="pt")).logits.isfinite().all()
 
 
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_export_of_a_two_process_checkpoint_is_the_engine_in_one_process(runs, stage, tmp_path):
+    """`alum export` in one plain process, no launcher, saying one line: the mid-run checkpoint (step 6 of 8) holds the weights
+    the engine held, which in fp32 are its fp32 masters, gathered from both ranks' partitions by DeepSpeed's
+    reader (ZeRO-1/2: other files than the module states the export reads); the last checkpoint is the
+    run's own final/ (written from the engine's gathered module in memory), file for file."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    from transformers import AutoModelForMaskedLM
+
+    checkpoints = runs[f"zero{stage}"] / "checkpoints"
+    for step in (6, 8):
+        said = one("export", str(checkpoints / f"step-{step:08d}"), "--output", str(tmp_path / str(step))).stdout
+        assert said.splitlines() == [f"exported {checkpoints / f'step-{step:08d}'} to {tmp_path / str(step)} "
+                                     "(AutoModelForMaskedLM / AutoTokenizer)"]  # DeepSpeed's and HF's talk: none
+    masters = get_fp32_state_dict_from_zero_checkpoint(str(checkpoints / "step-00000006"), tag="engine")
+    exported = AutoModelForMaskedLM.from_pretrained(tmp_path / "6").state_dict()
+    for key, tensor in masters.items():
+        assert exported[key].dtype == tensor.dtype and torch.equal(exported[key], tensor), key
+    final = runs[f"zero{stage}"] / "final"
+    assert sorted(p.name for p in (tmp_path / "8").iterdir()) == sorted(p.name for p in final.iterdir())
+    for path in final.iterdir():
+        assert (tmp_path / "8" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_export_of_a_zero3_checkpoint_missing_a_rank_is_one_line(runs, tmp_path, capsys):
+    """ZeRO-3 weights live in every rank's partition: a copy of the checkpoint without rank 1's is refused in one
+    line naming it, and nothing is written."""
+    import shutil
+
+    from alum.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(runs["zero3"] / "checkpoints" / "step-00000006", run / "checkpoints" / "step-00000006")
+    shutil.copytree(runs["zero3"] / "tokenizer", run / "tokenizer")
+    shutil.copy(runs["zero3"] / "config.yaml", run / "config.yaml")
+    (run / "checkpoints" / "step-00000006" / "engine" / "zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink()
+    capsys.readouterr()
+    assert main(["export", str(run / "checkpoints" / "step-00000006"), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    engine = run / "checkpoints" / "step-00000006" / "engine"
+    assert err.count("\n") == 1 and err.startswith(f"alum export: error: {engine}: cannot read the engine's weights"), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
 def test_two_process_checkpoint_resumes_exactly_in_two_processes(runs, tokenizer_dir, tmp_path):
     run = tmp_path / "resumed"
     two(*pretrain_args(tokenizer_dir, run, 4, 2, "--stop-after", "3"))

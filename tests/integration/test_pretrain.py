@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from alum.adversarial import ForwardOutput
 from alum.cli import main
 from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
+from alum.pretrain.export import export_checkpoint
 from alum.pretrain.config import PretrainConfig
 from support.paths import REPO
 from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
@@ -514,6 +516,10 @@ def test_continued_pretraining_from_an_encoder_without_mlm_head(tmp_path, tokeni
     pretrain_train.run(cfg)
     out = capsys.readouterr()
     assert "has no MLM head: initialised cls randomly" in out.out + out.err
+    # a run from model.path exports any checkpoint with that model's shape (and its 64 positions)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    assert_same_files(tmp_path / "last", Path(cfg.output) / "final")
 
 
 def test_tokenised_corpus_is_cached(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
@@ -607,6 +613,116 @@ def test_streaming_and_whole_word_masking_train(tmp_path, tokenizer_dir, small_c
         plain = [{k: v for k, v in r.items() if k != "offset_mapping"} for r in rows]
         partly += masked_word_counts(rows, per_token(plain)["labels"])[1]
     assert partly > 5
+
+
+def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -> None:
+    """Every tensor of the module, tied ones included, as the engine held it, to the bit and in its dtype."""
+    from transformers import AutoModelForMaskedLM
+
+    loaded = AutoModelForMaskedLM.from_pretrained(export).state_dict()
+    assert engine.keys() <= loaded.keys()
+    for key, tensor in engine.items():
+        assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
+
+
+def assert_same_files(a: Path, b: Path) -> None:
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    for path in b.iterdir():
+        assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **overrides) -> Path:
+    """A run of 2 steps with a checkpoint at each; its last checkpoint exported equals its final/, file for
+    file. Returns the export."""
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus, max_steps=2, save_every=1, eval_every=2,
+                      **{"adversarial.start_step": 1, **overrides})
+    pretrain_train.run(cfg)
+    last = Path(cfg.output) / "checkpoints" / "step-00000002"
+    assert main(["export", str(last), "--output", str(tmp_path / "last")]) == 0
+    assert_same_files(tmp_path / "last", Path(cfg.output) / "final")
+    return tmp_path / "last"
+
+
+def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer_dir, small_corpus, capsys):
+    """`alum export` of a mid-run checkpoint holds the weights the engine held at that step; of the last
+    checkpoint, what the run's own final/ holds, file for file; both load in the fill-mask pipeline, which
+    truncates an input longer than the block size where the model's positions end."""
+    from transformers import AutoTokenizer, pipeline
+
+    cfg = tiny_config(tmp_path, tokenizer_dir, small_corpus)  # checkpoints at steps 4 and 6 of 6 remain
+    pretrain_train.run(cfg)
+    checkpoints, final = Path(cfg.output) / "checkpoints", Path(cfg.output) / "final"
+    mid, last = tmp_path / "mid", tmp_path / "last"
+    capsys.readouterr()
+    assert main(["export", str(checkpoints / "step-00000004"), "--output", str(mid)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"exported {checkpoints / 'step-00000004'} to {mid} (AutoModelForMaskedLM / AutoTokenizer)"
+    assert_export_is_the_engine(mid, module_weights(checkpoints / "step-00000004"))
+    assert not torch.equal(load_file(mid / "model.safetensors")["bert.embeddings.word_embeddings.weight"],
+                           final_weights(cfg)["bert.embeddings.word_embeddings.weight"])  # two steps apart
+
+    assert main(["export", str(checkpoints / "step-00000006"), "--output", str(last)]) == 0
+    assert_same_files(last, final)
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.old"))
+
+    assert AutoTokenizer.from_pretrained(mid).model_max_length == 32  # data.block_size: the model's positions
+    moved_run_exports_with_its_own_tokenizer(Path(cfg.output), tmp_path, mid)
+    fill = pipeline("fill-mask", model=str(mid))
+    guesses = fill("The tower is <mask>. " + "A long text. " * 200, tokenizer_kwargs={"truncation": True})
+    assert len(guesses) == 5 and all(g["token_str"] for g in guesses)
+
+    assert main(["export", str(checkpoints / "step-00000006"), "--output", str(mid), "--overwrite"]) == 0
+    assert_same_files(mid, final)  # replaced whole, nothing left beside it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("mid")) == ["mid"]
+
+
+@pytest.mark.parametrize("stage", [0, 3])
+def test_export_of_a_bf16_checkpoint_is_what_the_engine_computed_with(tmp_path, tokenizer_dir, small_corpus, stage):
+    """In bf16 the engine computes with bf16 weights and keeps fp32 masters: the export holds the bf16 ones, as
+    final/ does. Under ZeRO-3 (one process) they are DeepSpeed's gathered masters cast to the module's dtype."""
+    last = exported_last_is_final(tmp_path, tokenizer_dir, small_corpus,
+                                  **{"engine.precision": "bf16", "engine.deepspeed": f"zero{stage}"})
+    assert {t.dtype for t in load_file(last / "model.safetensors").values()} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("family", ["roberta", "modernbert"])
+def test_export_of_other_families_is_their_final_export(tmp_path, tokenizer_dir, small_corpus, family):
+    """The run's architecture is rebuilt from its config in any family: RoBERTa's positions offset by the
+    padding index (model_max_length is still the block size), ModernBERT's own names and rotary positions."""
+    from transformers import AutoTokenizer
+
+    last = exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **{"model.family": family})
+    assert AutoTokenizer.from_pretrained(last).model_max_length == 32
+
+
+def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported: Path) -> None:
+    """The run keeps its tokenizer: moved, its tokenizer directory gone, it exports as before. A run without
+    that copy (written before runs kept one) takes data.tokenizer, and one of another size is refused."""
+    import shutil
+
+    import yaml
+
+    from support.data import sst2_lines
+    from support.models import build_tokenizer
+
+    moved = tmp_path / "moved"
+    shutil.copytree(run / "checkpoints" / "step-00000004", moved / "checkpoints" / "step-00000004")
+    shutil.copytree(run / "tokenizer", moved / "tokenizer")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["tokenizer"] = str(tmp_path / "gone")
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["export", str(moved / "checkpoints" / "step-00000004"), "--output", str(tmp_path / "again")]) == 0
+    assert_same_files(tmp_path / "again", exported)
+
+    shutil.rmtree(moved / "tokenizer")
+    other = build_tokenizer(tmp_path / "other-tok", sst2_lines(200), vocab=300)
+    config["data"]["tokenizer"] = str(tmp_path / "other-tok")
+    (moved / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError, match=rf"step-00000004 has \d+ embedding rows but the run's tokenizer "
+                                        rf"{re.escape(str(tmp_path / 'other-tok'))} gives {len(other)}: the tokenizer "
+                                        "was changed"):
+        export_checkpoint(moved / "checkpoints" / "step-00000004", tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 def test_method_none_trains_standard_mlm_throughout(tmp_path, tokenizer_dir, small_corpus):

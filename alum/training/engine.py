@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from alum.adversarial import Method, StepReport, Target
-from alum.training import deepspeed_ops, distributed
+from alum.training import deepspeed_internals, deepspeed_ops, distributed
 from alum.training.deepspeed_config import EngineConfig, deepspeed_config
 from alum.training.optim import OptimConfig, build_optimizer, lr_lambda
 
@@ -25,9 +25,7 @@ def build_engine(model: nn.Module, optim: OptimConfig, engine: EngineConfig, tot
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total_updates))
     ds_engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds)
     if distributed.world_size() == 1 and not ds_engine.zero_optimization():
-        # Alone, DeepSpeed (0.19) still all-reduces every gradient with itself after each backward: 0.6 s of a
-        # 3.6 s BERT-base step on a CPU, for nothing.
-        ds_engine.enable_backward_allreduce = False
+        deepspeed_internals.skip_self_allreduce(ds_engine)
     return ds_engine
 
 
@@ -76,20 +74,9 @@ class EngineTrainer:
             # close the accumulation window with a backward that adds exactly zero to every parameter.
             loss = sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
         self.engine.set_gradient_accumulation_boundary(boundary)
-        self._new_backward()
+        deepspeed_internals.new_backward(self.engine)
         self.engine.backward(loss)
         self._backwards += 1
-
-    def _new_backward(self) -> None:
-        """Tell ZeRO a new backward of the accumulation window begins.
-
-        DeepSpeed (0.19) does this in `engine.forward()`, but methods run several forwards per backward, and
-        the module directly; without it ZeRO-3 never advances its micro-step counter and *copies* each
-        backward's gradient over the last one: only the final micro-batch of an update would count.
-        Calling it once per backward gives exactly the counting DeepSpeed expects."""
-        clear = getattr(self.engine.optimizer, "clear_backward_seen_flag", None)
-        if clear is not None:
-            clear()
 
     def optimizer_step(self) -> None:
         """Called by methods that step on every pass (FreeAT)."""
@@ -97,7 +84,7 @@ class EngineTrainer:
 
     def loss_scale(self) -> float:
         """The scale `engine.backward` multiplies the loss by: the fp16 optimizer's current one."""
-        return float(getattr(self.engine.optimizer, "cur_scale", 1.0)) if self.fp16 else 1.0
+        return deepspeed_internals.loss_scale(self.engine)
 
     def _step(self) -> bool:
         at_boundary = self._last_micro and self._passes % self.passes_per_update == 0
@@ -106,14 +93,11 @@ class EngineTrainer:
         # `backward` sets the boundary, but a dropped (non-finite) backward sets nothing: the flag would still
         # say True from the last update, and DeepSpeed would step the optimizer on no gradients mid-window.
         self.engine.set_gradient_accumulation_boundary(at_boundary)
-        before = self.engine.global_steps
-        self.engine.step()
-        if self.engine.global_steps == before:
+        outcome = deepspeed_internals.step(self.engine)
+        if outcome == "accumulated":
             return False
-        self._backwards = 0
-        # fp16: an overflow makes DeepSpeed skip the update (and lower the loss scale) while still counting
-        # the step; SMART's teacher must not follow weights that did not move, and the loop counts it skipped.
-        if not self.engine.was_step_applied():
+        self._backwards = 0  # a skipped update closes the window too
+        if outcome == "skipped":  # SMART's teacher must not follow weights that did not move
             return False
         self.method.on_optimizer_step(self.target, self.engine.global_steps)
         return True

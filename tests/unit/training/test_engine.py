@@ -18,10 +18,10 @@ SCALE = 1024.0
 
 class FP16Engine:
     """What EngineTrainer uses of a DeepSpeed engine, with fp16's loss scaling: backward runs on loss * S
-    and the step unscales the gradients; the scale is the optimizer's `cur_scale`."""
+    and the step unscales the gradients; the scale is the optimizer's `loss_scale`."""
 
     def __init__(self, model, scale):
-        self.module, self.optimizer, self.global_steps = model, type("Optimizer", (), {"cur_scale": scale})(), 0
+        self.module, self.optimizer, self.global_steps = model, type("Optimizer", (), {"loss_scale": scale})(), 0
 
     def fp16_enabled(self):
         return True
@@ -30,7 +30,7 @@ class FP16Engine:
         pass
 
     def backward(self, loss):
-        (loss * self.optimizer.cur_scale).backward()
+        (loss * self.optimizer.loss_scale).backward()
 
     def step(self):
         self.global_steps += 1
@@ -134,7 +134,7 @@ class OverflowingEngine(FP16Engine):
 
     def step(self):
         super().step()
-        self.optimizer.cur_scale /= 2
+        self.optimizer.loss_scale /= 2
 
     def was_step_applied(self):
         return False

@@ -30,7 +30,8 @@ def build_engine(model: nn.Module, optim: OptimConfig, engine: EngineConfig, tot
 
 
 class EngineTrainer:
-    """Lends a method the engine's backward and optimizer step for one update over a list of micro-batches.
+    """One optimizer update over a list of micro-batches on the engine (`update`), and what a method is lent of
+    it: the backward, the optimizer step, the loss scale.
 
     Gradient-accumulation boundaries are set explicitly: only the last backward before an optimizer step
     is a boundary, so methods that call backward several times per micro-batch (FreeLB, YOPO) have ZeRO
@@ -40,7 +41,6 @@ class EngineTrainer:
 
     def __init__(self, engine, method: Method, target: Target):
         self.engine, self.method, self.target = engine, method, target
-        self.fp16 = engine.fp16_enabled()
         self.bad_losses = 0  # micro-batch losses dropped for being non-finite, over the run
         self._last_micro = False
         self._passes = 0
@@ -51,16 +51,21 @@ class EngineTrainer:
         return 1 if self.method.optimizer_steps else self.method.backward_passes
 
     def update(self, batches: list[dict[str, torch.Tensor]]) -> tuple[list[StepReport], bool]:
-        """Run the method on every micro-batch and step; returns the reports and whether an update happened."""
+        """The reports of the micro-batches, and whether the weights moved. DeepSpeed's rhythm: a backward and
+        an `engine.step()` per micro-batch; the step updates the weights at the last one only."""
         reports, stepped = [], False
         for i, batch in enumerate(batches):
-            self._last_micro = i == len(batches) - 1
-            self._passes = 0
-            reports.append(self.method.step(self.target, batch, self))
-            if not self.method.optimizer_steps:
-                stepped |= self._step()
+            self._last_micro, self._passes = i == len(batches) - 1, 0
+            if self.method.calls_backward:  # FreeLB, YOPO: a backward per pass; FreeAT: and a step per replay
+                reports.append(self.method.step(self.target, batch, self))
             else:
-                stepped = True
+                loss, report = self.method.loss(self.target, batch, self)  # the forward and the adversarial part
+                self.backward(loss)
+                reports.append(report)
+            if self.method.optimizer_steps:
+                stepped = True  # FreeAT stepped on every replay
+            else:
+                stepped |= self.optimizer_step()
         return reports, stepped
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -78,15 +83,9 @@ class EngineTrainer:
         self.engine.backward(loss)
         self._backwards += 1
 
-    def optimizer_step(self) -> None:
-        """Called by methods that step on every pass (FreeAT)."""
-        self._step()
-
-    def loss_scale(self) -> float:
-        """The scale `engine.backward` multiplies the loss by: the fp16 optimizer's current one."""
-        return deepspeed_internals.loss_scale(self.engine)
-
-    def _step(self) -> bool:
+    def optimizer_step(self) -> bool:
+        """`engine.step()` after a micro-batch's (or, for FreeAT, a replay's) backwards; whether it moved the
+        weights, after which the method hears of the update (SMART's teacher follows)."""
         at_boundary = self._last_micro and self._passes % self.passes_per_update == 0
         if at_boundary and self._backwards == 0:
             return False  # every loss of this update was non-finite: skip the update entirely
@@ -101,3 +100,7 @@ class EngineTrainer:
             return False
         self.method.on_optimizer_step(self.target, self.engine.global_steps)
         return True
+
+    def loss_scale(self) -> float:
+        """The scale `engine.backward` multiplies the loss by: the fp16 optimizer's current one."""
+        return deepspeed_internals.loss_scale(self.engine)

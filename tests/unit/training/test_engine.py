@@ -5,10 +5,12 @@ gradient's size)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
-from alum.adversarial import Target, build_method
+from alum.adversarial import Method, StepReport, Target, build_method
 from alum.training.engine import EngineTrainer
 from support.models import classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
@@ -152,3 +154,46 @@ def test_an_fp16_overflow_step_is_a_skipped_update_that_does_not_move_the_teache
     assert not stepped and moved == []
     applied = EngineTrainer(FP16Engine(model, SCALE), method, target)
     assert applied.update([batch])[1] and moved == [1]
+
+
+class CountingEngine(AccumulatingEngine):
+    def __init__(self, model):
+        super().__init__(model)
+        self.calls: list[str] = []
+
+    def backward(self, loss):
+        self.calls.append("backward")
+        super().backward(loss)
+
+    def step(self):
+        self.calls.append("step")
+        super().step()
+
+
+class StepOnly(Method):
+    """A method written against the callback form alone (it implements `step`, not `loss`)."""
+
+    name, needs_labels = "step-only", True
+
+    @dataclass
+    class Config:
+        pass
+
+    def step(self, target, batch, trainer):
+        out = self.clean_forward(target, batch)
+        trainer.backward(out.loss)
+        return StepReport(loss=float(out.loss.detach()))
+
+
+@pytest.mark.parametrize("method,calls", [
+    (lambda: build_method("fgm"), ["backward", "step"] * 2),  # the loop's one backward per micro-batch
+    (lambda: build_method("freelb", {"steps": 3}), (["backward"] * 3 + ["step"]) * 2),  # the method's, per pass
+    (lambda: StepOnly(), ["backward", "step"] * 2),
+])
+def test_an_update_is_a_backward_per_loss_and_an_engine_step_per_micro_batch(method, calls):
+    model, batch = tiny_classifier("bert").eval(), make_batch(4)
+    engine, method = CountingEngine(model), method()
+    target = Target(model, classification_forward)
+    method.setup(target, total_updates=1)
+    reports, stepped = EngineTrainer(engine, method, target).update([batch, batch])
+    assert engine.calls == calls and stepped and engine.global_steps == 1 and len(reports) == 2

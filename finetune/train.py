@@ -1,7 +1,7 @@
 """One fine-tuning run: one model, one method, one seed. Reads top to bottom.
 
-build the classifier -> DeepSpeed engine -> Target + method -> per update: the method runs every micro-batch
-(forward, adversarial part, backward), the engine steps -> dev evaluation every epoch (or `eval_every`),
+build the classifier -> DeepSpeed engine -> Target + method -> per update (EngineTrainer.update): the method's
+loss on every micro-batch (forward, adversarial part), its backward, the engine's step -> dev evaluation every epoch (or `eval_every`),
 the best state by the task metric kept -> the best state restored, evaluated clean and under attack.
 """
 
@@ -111,6 +111,8 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
         micro_batches = [to_device(next(train_batches), engine.device) for _ in range(grad_accum)]
         engine.train()
         started = time.perf_counter()
+        # the step, in EngineTrainer.update: per micro-batch the forward and the adversarial part (the method's
+        # loss) and the backward, then the optimizer step
         reports, _ = trainer.update(micro_batches)
         seconds.append(time.perf_counter() - started)
         adv_seconds.append(sum(r.adv_seconds for r in reports))

@@ -130,6 +130,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
                 say(f"step {step + 1} of {cfg.max_steps}: switching from masked LM to '{adversary.name}'")
             started = time.perf_counter()
             micro_batches = [next(batches) for _ in range(cfg.engine.grad_accum)]
+            # the step, in EngineTrainer.update: per micro-batch the forward and the adversarial part (the
+            # method's loss) and the backward, then the optimizer step; `stepped`: the weights moved
             reports, stepped = trainers[adversarial].update(micro_batches)
             seconds = time.perf_counter() - started if device.type != "cuda" else _synced(started)
             step += 1

@@ -3,10 +3,13 @@
     method = build_method("alum", {"alpha": 10})
     target = Target(model, forward)                  # forward(model, batch) -> ForwardOutput
     method.setup(target, total_updates)
-    report = method.step(target, batch, trainer)     # trainer.backward / trainer.optimizer_step / trainer.loss_scale
+    loss, report = method.loss(target, batch, trainer)   # the forward and the adversarial part (trainer.loss_scale)
+    trainer.backward(loss); optimizer step; method.on_optimizer_step(target, update)
+    # FreeLB, FreeAT, YOPO (`method.calls_backward`): report = method.step(target, batch, trainer), which calls
+    # trainer.backward per pass (FreeAT: and trainer.optimizer_step per replay)
 
 Adding a method. A method with one backward per micro-batch subclasses `SinglePass`, which runs the clean
-forward, the timing, the backward of `task loss + weight * term (+ extra_terms)` and the report; the method
+forward, the timing, and returns `task loss + weight * term (+ extra_terms)` with the report; the method
 supplies only `adversarial_term(target, batch, clean, trainer) -> (term, delta, ascent grad or None) | None`
 (None drops the term for this batch, counted as skipped). `self.climb(...)` is the ascent loop every built-in
 method uses: a start, an objective at delta, an update (e.g. `ascent.Rule`, any `functional.ascent_step`),

@@ -54,7 +54,9 @@ class StepReport:
     delta_norm: float | None = None  # mean L2 norm of delta per real token
     grad_norm: float | None = None  # mean L2 norm of the ascent gradient per real token
     skipped: int = 0  # adversarial terms dropped for a non-finite ascent gradient
-    adv_seconds: float = 0.0  # wall time spent on the adversarial part (ascent and adversarial passes)
+    # wall time spent on the adversarial part: ascent and adversarial forwards (and, for the methods that
+    # call backward themselves, their passes' backwards)
+    adv_seconds: float = 0.0
     # What reached the model: the change delta made to the site's output after the rounding of the precision
     # the model computes in (functional.effective_stats): its mean L2 norm per real token, the share of real
     # tokens it left exactly unchanged, its cosine to delta.
@@ -64,12 +66,14 @@ class StepReport:
 
 
 class Method:
-    """Base class. A subclass sets `name`, `Config`, `needs_labels`, and implements `step` (or, through
-    `SinglePass`, only its adversarial term).
+    """Base class. A subclass sets `name`, `Config`, `needs_labels`, and implements `loss` (or, through
+    `SinglePass`, only its adversarial term); a method that needs several backwards (or optimizer steps) per
+    micro-batch implements `step` instead.
 
-    `step` runs everything for one micro-batch: forwards, ascent on delta (gradients w.r.t. delta only,
-    never touching a parameter's .grad), and `trainer.backward` on the final loss: exactly once for
-    single-pass methods, `backward_passes` times for the methods that accumulate over several passes.
+    `loss` is the forward and the adversarial part of one micro-batch (ascent on delta takes gradients w.r.t.
+    delta only, never touching a parameter's .grad): it returns the loss the loop backpropagates once, and
+    the report. `step` runs a whole micro-batch, calling `trainer.backward` itself: `backward_passes` times
+    for the methods that accumulate over several passes (and `trainer.optimizer_step` for FreeAT).
     """
 
     name: ClassVar[str]
@@ -110,8 +114,22 @@ class Method:
     def on_optimizer_step(self, target: Target, update: int) -> None:
         """Called by the loop after every optimizer step (`update` counts from 1)."""
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    def loss(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> tuple[Tensor, StepReport]:
+        """The forward and the adversarial part of one micro-batch: the loss for the loop's one backward, and
+        the report. `trainer` lends the loss scale of that backward (ascent gradients are taken at it)."""
         raise NotImplementedError
+
+    @property
+    def calls_backward(self) -> bool:
+        """Whether the method calls `trainer.backward` itself (`step`) rather than returning its loss: the
+        methods with several backwards per micro-batch, and any written against `step` alone."""
+        return type(self).loss is Method.loss
+
+    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+        """One micro-batch, backward included (what a loop that lends its backward calls)."""
+        loss, report = self.loss(target, batch, trainer)
+        trainer.backward(loss)
+        return report
 
     def state_dict(self) -> dict[str, Any]:
         return {"skipped_total": self.skipped_total}
@@ -223,11 +241,11 @@ class CleanPass:
 
 class SinglePass(Method):
     """The template of every method with one backward per micro-batch. The base runs the clean forward, times
-    the adversarial part, calls backward once on
+    the adversarial part, and returns for the loop's backward
 
         task loss + weight * adversarial term + extra terms
 
-    and reports; the weight is the option that `weight_option` names. When the adversarial term is dropped (a
+    with the report; the weight is the option that `weight_option` names. When the adversarial term is dropped (a
     non-finite ascent gradient), the step still trains on the rest, and the skip is counted. A subclass
     supplies `adversarial_term`, and `extra_terms` if it has terms that do not depend on delta.
     """
@@ -250,7 +268,7 @@ class SinglePass(Method):
         """Weighted loss terms that do not depend on delta, kept when the adversarial term is dropped."""
         return []
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    def loss(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> tuple[Tensor, StepReport]:
         device = batch["input_ids"].device
         random_state = dropout.capture(device)
         zero = self.zeros(target, batch) if self.climbs_from_clean else None
@@ -260,16 +278,15 @@ class SinglePass(Method):
         extra = self.extra_terms(target, batch, clean)
         weight = getattr(self.config, self.weight_option, 1.0)
         if weight == 0:  # a term weighted 0 moves no gradient: none of its passes is paid for
-            trainer.backward(total_loss(out.loss, extra))
-            return self.report(target, out.loss, None, None, None, clean.mask, started)
+            return total_loss(out.loss, extra), self.report(target, out.loss, None, None, None, clean.mask, started)
         term = self.adversarial_term(target, batch, clean, trainer)
         if term is None:
             self.skipped_total += 1
-            trainer.backward(total_loss(out.loss, extra))
-            return self.report(target, out.loss, None, None, None, clean.mask, started, skipped=True)
+            report = self.report(target, out.loss, None, None, None, clean.mask, started, skipped=True)
+            return total_loss(out.loss, extra), report
         adv_loss, delta, grad = term
-        trainer.backward(total_loss(out.loss, [weight * adv_loss, *extra]))
-        return self.report(target, out.loss, adv_loss, delta, grad, clean.mask, started)
+        report = self.report(target, out.loss, adv_loss, delta, grad, clean.mask, started)
+        return total_loss(out.loss, [weight * adv_loss, *extra]), report
 
 
 # The figures of a StepReport that are averaged over micro-batches in every stage's logs.

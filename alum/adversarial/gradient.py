@@ -30,10 +30,9 @@ class NoAdversary(Method):
     class Config:
         pass
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    def loss(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> tuple[Tensor, StepReport]:
         out = self.clean_forward(target, batch)
-        trainer.backward(out.loss)
-        return StepReport(loss=float(out.loss.detach()))
+        return out.loss, StepReport(loss=float(out.loss.detach()))
 
 
 class _Attack(SinglePass):

@@ -40,12 +40,12 @@ class RDrop(Method):
             if self.alpha < 0:
                 raise ValueError(f"alpha must be >= 0, not {self.alpha}")
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    def loss(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> tuple[Tensor, StepReport]:
         first = self.clean_forward(target, batch)
         started = time.perf_counter()
         second = target(batch)  # the same batch under fresh dropout masks: the regulariser's whole point
         mutual = target.divergence.mutual(first, second)
         task = None if first.loss is None else first.loss + second.loss
-        trainer.backward(total_loss(task, [self.config.alpha * mutual]))
         mask = self.mask_of(batch, self.delta_shape(target, batch), batch["input_ids"].device)
-        return self.report(target, first.loss, mutual, None, None, mask, started)
+        report = self.report(target, first.loss, mutual, None, None, mask, started)
+        return total_loss(task, [self.config.alpha * mutual]), report

@@ -202,12 +202,12 @@ class SMART(_Smoothness):
         if self.teacher is not None:
             self.teacher.update(target.model)
 
-    def step(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> StepReport:
+    def loss(self, target: Target, batch: dict[str, Tensor], trainer: Trainer) -> tuple[Tensor, StepReport]:
         if self.student is None:
             raise RuntimeError("SMART.setup(target, total_updates) must run before training")
         if self.teacher is None:
             self.teacher = self.new_teacher()
-        return super().step(target, batch, trainer)
+        return super().loss(target, batch, trainer)
 
     def extra_terms(self, target: Target, batch: dict[str, Tensor], clean: CleanPass) -> list[Tensor]:
         """mu times the Bregman proximal term: the distance of the clean outputs to the teacher's."""

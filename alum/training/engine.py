@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from alum.adversarial import Method, StepReport, Target
-from alum.training import deepspeed_ops, distributed
+from alum.training import deepspeed_internals, deepspeed_ops, distributed
 from alum.training.deepspeed_config import EngineConfig, deepspeed_config
 from alum.training.optim import OptimConfig, build_optimizer, lr_lambda
 
@@ -25,14 +25,13 @@ def build_engine(model: nn.Module, optim: OptimConfig, engine: EngineConfig, tot
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(optim, total_updates))
     ds_engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds)
     if distributed.world_size() == 1 and not ds_engine.zero_optimization():
-        # Alone, DeepSpeed (0.19) still all-reduces every gradient with itself after each backward: 0.6 s of a
-        # 3.6 s BERT-base step on a CPU, for nothing.
-        ds_engine.enable_backward_allreduce = False
+        deepspeed_internals.skip_self_allreduce(ds_engine)
     return ds_engine
 
 
 class EngineTrainer:
-    """Lends a method the engine's backward and optimizer step for one update over a list of micro-batches.
+    """One optimizer update over a list of micro-batches on the engine (`update`), and what a method is lent of
+    it: the backward, the optimizer step, the loss scale.
 
     Gradient-accumulation boundaries are set explicitly: only the last backward before an optimizer step
     is a boundary, so methods that call backward several times per micro-batch (FreeLB, YOPO) have ZeRO
@@ -42,7 +41,6 @@ class EngineTrainer:
 
     def __init__(self, engine, method: Method, target: Target):
         self.engine, self.method, self.target = engine, method, target
-        self.fp16 = engine.fp16_enabled()
         self.bad_losses = 0  # micro-batch losses dropped for being non-finite, over the run
         self._last_micro = False
         self._passes = 0
@@ -53,16 +51,21 @@ class EngineTrainer:
         return 1 if self.method.optimizer_steps else self.method.backward_passes
 
     def update(self, batches: list[dict[str, torch.Tensor]]) -> tuple[list[StepReport], bool]:
-        """Run the method on every micro-batch and step; returns the reports and whether an update happened."""
+        """The reports of the micro-batches, and whether the weights moved. DeepSpeed's rhythm: a backward and
+        an `engine.step()` per micro-batch; the step updates the weights at the last one only."""
         reports, stepped = [], False
         for i, batch in enumerate(batches):
-            self._last_micro = i == len(batches) - 1
-            self._passes = 0
-            reports.append(self.method.step(self.target, batch, self))
-            if not self.method.optimizer_steps:
-                stepped |= self._step()
+            self._last_micro, self._passes = i == len(batches) - 1, 0
+            if self.method.calls_backward:  # FreeLB, YOPO: a backward per pass; FreeAT: and a step per replay
+                reports.append(self.method.step(self.target, batch, self))
             else:
-                stepped = True
+                loss, report = self.method.loss(self.target, batch, self)  # the forward and the adversarial part
+                self.backward(loss)
+                reports.append(report)
+            if self.method.optimizer_steps:
+                stepped = True  # FreeAT stepped on every replay
+            else:
+                stepped |= self.optimizer_step()
         return reports, stepped
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -76,44 +79,28 @@ class EngineTrainer:
             # close the accumulation window with a backward that adds exactly zero to every parameter.
             loss = sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
         self.engine.set_gradient_accumulation_boundary(boundary)
-        self._new_backward()
+        deepspeed_internals.new_backward(self.engine)
         self.engine.backward(loss)
         self._backwards += 1
 
-    def _new_backward(self) -> None:
-        """Tell ZeRO a new backward of the accumulation window begins.
-
-        DeepSpeed (0.19) does this in `engine.forward()`, but methods run several forwards per backward, and
-        the module directly; without it ZeRO-3 never advances its micro-step counter and *copies* each
-        backward's gradient over the last one: only the final micro-batch of an update would count.
-        Calling it once per backward gives exactly the counting DeepSpeed expects."""
-        clear = getattr(self.engine.optimizer, "clear_backward_seen_flag", None)
-        if clear is not None:
-            clear()
-
-    def optimizer_step(self) -> None:
-        """Called by methods that step on every pass (FreeAT)."""
-        self._step()
-
-    def loss_scale(self) -> float:
-        """The scale `engine.backward` multiplies the loss by: the fp16 optimizer's current one."""
-        return float(getattr(self.engine.optimizer, "cur_scale", 1.0)) if self.fp16 else 1.0
-
-    def _step(self) -> bool:
+    def optimizer_step(self) -> bool:
+        """`engine.step()` after a micro-batch's (or, for FreeAT, a replay's) backwards; whether it moved the
+        weights, after which the method hears of the update (SMART's teacher follows)."""
         at_boundary = self._last_micro and self._passes % self.passes_per_update == 0
         if at_boundary and self._backwards == 0:
             return False  # every loss of this update was non-finite: skip the update entirely
         # `backward` sets the boundary, but a dropped (non-finite) backward sets nothing: the flag would still
         # say True from the last update, and DeepSpeed would step the optimizer on no gradients mid-window.
         self.engine.set_gradient_accumulation_boundary(at_boundary)
-        before = self.engine.global_steps
-        self.engine.step()
-        if self.engine.global_steps == before:
+        outcome = deepspeed_internals.step(self.engine)
+        if outcome == "accumulated":
             return False
-        self._backwards = 0
-        # fp16: an overflow makes DeepSpeed skip the update (and lower the loss scale) while still counting
-        # the step; SMART's teacher must not follow weights that did not move, and the loop counts it skipped.
-        if not self.engine.was_step_applied():
+        self._backwards = 0  # a skipped update closes the window too
+        if outcome == "skipped":  # SMART's teacher must not follow weights that did not move
             return False
         self.method.on_optimizer_step(self.target, self.engine.global_steps)
         return True
+
+    def loss_scale(self) -> float:
+        """The scale `engine.backward` multiplies the loss by: the fp16 optimizer's current one."""
+        return deepspeed_internals.loss_scale(self.engine)

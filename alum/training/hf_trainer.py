@@ -6,12 +6,13 @@
                                  adversarial="smart", adversarial_options={"alpha": 1.0})
     trainer.train()
 
-`training_step` hands each micro-batch to the method, lending it the Trainer's own backward
-(`accelerator.backward`), so mixed precision, gradient accumulation, clipping, the optimizer and the schedule
-stay the Trainer's. Every loss a method builds is a per-micro-batch mean (the task loss from the model's own
-forward, the adversarial terms), so it is divided by the accumulation steps, the Trainer's rule for such
-losses; `num_items_in_batch` is not passed to the model, which would scale the task loss alone. After
-each optimizer step the method hears of it (SMART's momentum teacher moves). The adversarial loss, the norm
+`training_step` has the method compute each micro-batch's loss and backpropagates it with the Trainer's own
+backward (`accelerator.backward`; FreeLB and YOPO are lent it, for a backward per pass), so mixed precision,
+gradient accumulation, clipping, the optimizer and the schedule stay the Trainer's. Every loss a method builds
+is a per-micro-batch mean (the task loss from the model's own forward, the adversarial terms), so it is divided
+by the accumulation steps, the Trainer's rule for such losses; `num_items_in_batch` is not passed to the model,
+which would scale the task loss alone. After each optimizer step the method hears of it (SMART's momentum
+teacher moves). The adversarial loss, the norm
 of delta and the skipped count are added to the Trainer's logs. The method's state (SMART's teacher, the
 skipped count) is saved in every checkpoint beside the optimizer's, as `alum_method.pt`, and comes back with
 `train(resume_from_checkpoint=...)`: a resumed run ends as an uninterrupted one.
@@ -75,11 +76,19 @@ class AdversarialTrainer(Trainer):
         return self.adversarial_forward(model, batch)
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None) -> torch.Tensor:
+        """One micro-batch. The optimizer step is the Trainer's, after the accumulation's last micro-batch;
+        the method hears of it in `_MethodHooks.on_step_end`."""
         model.train()
         inputs = self._prepare_inputs(inputs)
         self._wrapped_forward_due = True
-        with self.compute_loss_context_manager():
-            report = self.method.step(self.target, inputs, _Backward(self))
+        backward = _Backward(self)
+        if self.method.calls_backward:  # FreeLB, YOPO: a backward per pass, each through `backward`
+            with self.compute_loss_context_manager():
+                report = self.method.step(self.target, inputs, backward)
+        else:
+            with self.compute_loss_context_manager():
+                loss, report = self.method.loss(self.target, inputs, backward)  # the forward and the adversarial part
+            backward.backward(loss)
         self._reports.append(report)
         loss = report.loss if report.loss is not None else 0.0
         return torch.tensor(loss / self._accumulation(), device=self.args.device)

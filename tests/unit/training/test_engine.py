@@ -5,10 +5,12 @@ gradient's size)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 
-from alum.adversarial import Target, build_method
+from alum.adversarial import Method, StepReport, Target, build_method
 from alum.training.engine import EngineTrainer
 from support.models import classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
@@ -18,10 +20,10 @@ SCALE = 1024.0
 
 class FP16Engine:
     """What EngineTrainer uses of a DeepSpeed engine, with fp16's loss scaling: backward runs on loss * S
-    and the step unscales the gradients; the scale is the optimizer's `cur_scale`."""
+    and the step unscales the gradients; the scale is the optimizer's `loss_scale`."""
 
     def __init__(self, model, scale):
-        self.module, self.optimizer, self.global_steps = model, type("Optimizer", (), {"cur_scale": scale})(), 0
+        self.module, self.optimizer, self.global_steps = model, type("Optimizer", (), {"loss_scale": scale})(), 0
 
     def fp16_enabled(self):
         return True
@@ -30,7 +32,7 @@ class FP16Engine:
         pass
 
     def backward(self, loss):
-        (loss * self.optimizer.cur_scale).backward()
+        (loss * self.optimizer.loss_scale).backward()
 
     def step(self):
         self.global_steps += 1
@@ -115,13 +117,13 @@ def test_a_dropped_first_micro_batch_does_not_step_on_the_last_updates_boundary(
     class FirstBad(dict):
         pass
 
-    real_step = method.step
+    real_loss = method.loss
 
-    def step(target, b, t):
+    def loss(target, b, t):
         bad["on"] = isinstance(b, FirstBad)
-        return real_step(target, b, t)
+        return real_loss(target, b, t)
 
-    method.step = step
+    method.loss = loss
     reports, stepped = trainer.update([FirstBad(batch), batch])
     assert stepped and engine.global_steps == 2 and trainer.bad_losses == 1
     reports, stepped = trainer.update([FirstBad(batch), FirstBad(batch)])
@@ -134,7 +136,7 @@ class OverflowingEngine(FP16Engine):
 
     def step(self):
         super().step()
-        self.optimizer.cur_scale /= 2
+        self.optimizer.loss_scale /= 2
 
     def was_step_applied(self):
         return False
@@ -152,3 +154,46 @@ def test_an_fp16_overflow_step_is_a_skipped_update_that_does_not_move_the_teache
     assert not stepped and moved == []
     applied = EngineTrainer(FP16Engine(model, SCALE), method, target)
     assert applied.update([batch])[1] and moved == [1]
+
+
+class CountingEngine(AccumulatingEngine):
+    def __init__(self, model):
+        super().__init__(model)
+        self.calls: list[str] = []
+
+    def backward(self, loss):
+        self.calls.append("backward")
+        super().backward(loss)
+
+    def step(self):
+        self.calls.append("step")
+        super().step()
+
+
+class StepOnly(Method):
+    """A method written against the callback form alone (it implements `step`, not `loss`)."""
+
+    name, needs_labels = "step-only", True
+
+    @dataclass
+    class Config:
+        pass
+
+    def step(self, target, batch, trainer):
+        out = self.clean_forward(target, batch)
+        trainer.backward(out.loss)
+        return StepReport(loss=float(out.loss.detach()))
+
+
+@pytest.mark.parametrize("method,calls", [
+    (lambda: build_method("fgm"), ["backward", "step"] * 2),  # the loop's one backward per micro-batch
+    (lambda: build_method("freelb", {"steps": 3}), (["backward"] * 3 + ["step"]) * 2),  # the method's, per pass
+    (lambda: StepOnly(), ["backward", "step"] * 2),
+])
+def test_an_update_is_a_backward_per_loss_and_an_engine_step_per_micro_batch(method, calls):
+    model, batch = tiny_classifier("bert").eval(), make_batch(4)
+    engine, method = CountingEngine(model), method()
+    target = Target(model, classification_forward)
+    method.setup(target, total_updates=1)
+    reports, stepped = EngineTrainer(engine, method, target).update([batch, batch])
+    assert engine.calls == calls and stepped and engine.global_steps == 1 and len(reports) == 2

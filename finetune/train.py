@@ -41,7 +41,7 @@ class SeedResult:
     best_epoch: float
     updates: int
     seconds_per_update: float  # median wall time of an update (robust to other work on the machine)
-    adv_seconds_per_update: float  # the part of it the method spent on the adversarial term
+    adv_seconds_per_update: float  # spent on the adversarial term (StepReport.adv_seconds: not the loop's backward)
     adv_skipped: int  # adversarial terms dropped for a non-finite ascent gradient
     initialised: list[str]  # weights the model directory did not hold (the new classification head)
     history: list[dict[str, float]] = field(default_factory=list)  # {"update", "epoch", dev metrics} per evaluation

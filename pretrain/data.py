@@ -124,7 +124,9 @@ def prepared_corpus(cfg: DataConfig, whole_word: bool) -> Path:
         distributed.barrier()
         manifest = shards.read_manifest(directory)
         if distributed.world_size() > 1:  # one line per process: which built, which only read, and what
-            print(f"prepared corpus: rank {distributed.rank()} reads {directory}", flush=True)
+            # the line and its newline in one write: under `python -u` print writes them apart, and another
+            # rank's line can land between the two
+            print(f"prepared corpus: rank {distributed.rank()} reads {directory}\n", end="", flush=True)
         if manifest is None:
             raise UserError(f"data.cache_dir: rank {distributed.rank()} cannot see the corpus rank 0 prepared in "
                             f"{directory}: put data.cache_dir on a filesystem every node shares, or run "

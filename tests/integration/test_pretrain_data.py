@@ -6,6 +6,7 @@ fresh corpus once."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -163,9 +164,9 @@ def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     result = two(*pretrain_args(tokenizer_dir, tmp_path / "run", 4, 0, f"data.cache_dir={cache}", "--max-steps", "2",
                                 "adversarial.start_step=1"))
     built = [line for line in result.stdout.splitlines() if "prepared corpus: built" in line]
-    reads = [line for line in result.stdout.splitlines() if "prepared corpus: rank" in line]
+    reads = re.findall(r"prepared corpus: rank (\d) reads", result.stdout)
     assert len(built) == 1 and "on rank 0" in built[0], result.stdout[-3000:]
-    assert sorted(line.split("rank ")[1][0] for line in reads) == ["0", "1"]
+    assert sorted(reads) == ["0", "1"]
     (directory,) = [d for d in cache.iterdir() if d.is_dir()]
     assert json.loads((directory / "manifest.json").read_text())["built_by"]["rank"] == 0
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

@@ -196,7 +196,8 @@ def run_jobs(job_list: list[Job], args) -> int:
             timings_path.write_text(json.dumps(timings, indent=2) + "\n")
             done.add(name)
             print(f"[done] {name} in {timings[name]:.0f} s ({len(done)} of {len(todo)})", flush=True)
-    print("\nall done; now: python experiments/reproduce_alum.py report")
+    # the script that ran the jobs (this one, or decompose.py through it) has the report
+    print(f"\nall done; now: python experiments/{Path(sys.argv[0]).name} report")
     return 0
 
 

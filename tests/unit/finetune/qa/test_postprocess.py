@@ -50,9 +50,9 @@ def test_best_span_is_the_highest_valid_pair():
 
 def test_max_answer_length_and_end_before_start():
     starts, ends = logits(p4=5.0), logits(p9=5.0, p3=4.0)
-    pred = best_spans(EX, features(window()), starts[None], ends[None], max_answer_length=3)["q"]
+    pred = best_spans(EX, features(window()), starts[None], ends[None], max_answer_length=5)["q"]
     # 4..9 is 6 tokens: too long; 4..3 ends before it starts; the best left pairs start 4 with a 0-logit end
-    assert pred.text in {"Rollo", "Rollo led", "Rollo led the"} and pred.score == pytest.approx(5.0)
+    assert CONTEXT.startswith(pred.text) and pred.text != CONTEXT and pred.score == pytest.approx(5.0)
     whole = best_spans(EX, features(window()), starts[None], ends[None], max_answer_length=6)["q"]
     assert whole.text == CONTEXT and whole.score == pytest.approx(10.0)
 

@@ -71,15 +71,15 @@ def test_best_threshold_follows_the_official_search():
 
 def test_best_threshold_when_answering_never_helps_is_reported_as_zero():
     gold = {"n1": [], "h1": ["x"]}
-    out = best_threshold(gold, {"n1": "y", "h1": "z"}, {"n1": -1.0, "h1": 1.0})
-    # all unanswered scores 1 (n1); answering n1 drops to 0, then h1 adds 0: never better, the script keeps 0.0
+    out = best_threshold(gold, {"n1": "y", "h1": "x"}, {"n1": -1.0, "h1": 1.0})
+    # all unanswered scores 1 (n1); answering n1 drops to 0, h1 brings it back to 1: never better than all
+    # unanswered, and the script then reports 0.0
     assert out["best_exact"] == pytest.approx(50.0) and out["best_exact_thresh"] == 0.0
 
 
 def test_best_threshold_keeps_the_lower_margin_on_a_tie():
     gold = {"h1": ["x"], "h2": ["z"], "n1": []}
-    # start 1 (n1 unanswered); h1 +1 -> 2 at -2.0; n1 -1 -> 1; h2 wrong: +0... then the tie below
     preds, margins = {"h1": "x", "h2": "w", "n1": ""}, {"h1": -2.0, "h2": 1.0, "n1": -1.0}
-    # n1's best answer is "" (no text): answering it costs nothing, so the score stays 2 at -1.0 and 1.0: a
-    # tie with -2.0, which the strict comparison keeps
+    # start 1 (n1 unanswered). h1 (+1) -> 2 at -2.0; n1's best answer is "", so answering costs nothing -> 2 at
+    # -1.0; h2 is wrong (+0) -> 2 at 1.0. Ties: the strict comparison keeps -2.0
     assert best_threshold(gold, preds, margins)["best_exact_thresh"] == -2.0

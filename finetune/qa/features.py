@@ -70,8 +70,12 @@ def encode(examples: list[QAExample], tokenizer, max_length: int = 384, stride: 
     if room <= stride:
         raise UserError(f"max_length {max_length} leaves {room} context tokens after a {max_query_length}-token "
                         f"question and {specials} special tokens: that must exceed the stride ({stride})")
+    if tokenizer.cls_token_id is None:
+        raise UserError(f"question answering needs a tokenizer with a CLS token (the no-answer position); "
+                        f"{type(tokenizer).__name__} has none")
     dropped = [ex.id for ex in examples if training and not ex.is_impossible and not ex.spans]
-    kept = [i for i, ex in enumerate(examples) if ex.id not in set(dropped)]
+    skip = set(dropped)
+    kept = [i for i, ex in enumerate(examples) if ex.id not in skip]
     questions = _cut_questions([examples[i].question for i in kept], tokenizer, max_query_length)
     enc = tokenizer(questions, [examples[i].context for i in kept], truncation="only_second",
                     max_length=max_length, stride=stride, return_overflowing_tokens=True,

@@ -107,3 +107,18 @@ def test_training_drops_answerable_examples_without_a_matching_answer():
 def test_a_window_with_no_room_for_the_stride_is_refused():
     with pytest.raises(UserError, match="max_length 64 leaves 37 context tokens .* must exceed the stride \\(40\\)"):
         encode([], tiny_tokenizer("wordpiece"), max_length=64, stride=40, max_query_length=24)
+
+
+def test_a_tokenizer_without_cls_or_offsets_is_refused():
+    import copy
+
+    tok = copy.deepcopy(tiny_tokenizer("wordpiece"))
+    tok.cls_token = None
+    with pytest.raises(UserError, match="needs a tokenizer with a CLS token"):
+        encode([], tok, max_length=64, stride=8, max_query_length=8)
+
+    class Slow:
+        is_fast = False
+
+    with pytest.raises(UserError, match="needs a fast tokenizer"):
+        encode([], Slow(), max_length=64, stride=8, max_query_length=8)

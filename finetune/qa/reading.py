@@ -77,23 +77,24 @@ def _summarise(path: Path, examples: list[QAExample]) -> QAData:
 
 
 def _need(obj: object, key: str, kind: type | tuple, where: str, path: Path):
+    """obj[key], refused in one line unless it is a `kind` ("" for `where` is the top level)."""
     if not isinstance(obj, dict):
-        raise UserError(f"{path}: {where} is not a JSON object")
+        raise UserError(f"{path}: {where or 'the top level'} is not a JSON object")
     if key not in obj:
-        raise UserError(f"{path}: {where}: missing '{key}'")
+        raise UserError(f"{path}: {where or 'the top level'}: missing '{key}'")
     value = obj[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise UserError(f"{path}: {where}.{key}: expected {_JSON_NAMES.get(names, names)}, got {type(value).__name__}")
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is int:  # JSON true is no position
+        expected = _JSON_NAMES[kind if isinstance(kind, type) else kind[0]]
+        raise UserError(f"{path}: {where + '.' if where else ''}{key}: expected {expected}, got {type(value).__name__}")
     return value
 
 
-_JSON_NAMES = {"str": "a string", "list": "a list", "int": "an integer", "dict": "an object", "str or int": "a string"}
+_JSON_NAMES = {str: "a string", list: "a list", int: "an integer", dict: "an object"}
 
 
 def _squad_json(path: Path, whole: dict) -> list[QAExample]:
     out = []
-    for a, article in enumerate(_need(whole, "data", list, "the top level", path)):
+    for a, article in enumerate(_need(whole, "data", list, "", path)):
         where_a = f"data[{a}]"
         title = article.get("title", "") if isinstance(article, dict) else ""
         for p, para in enumerate(_need(article, "paragraphs", list, where_a, path)):

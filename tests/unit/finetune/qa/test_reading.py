@@ -67,7 +67,7 @@ def test_misaligned_answers_are_counted_kept_as_gold_and_give_no_span(tmp_path):
 
 BAD = [
     ("{\"data\": [", "not valid JSON (line 1"),
-    ({"data": {}}, "the top level.data: expected a list"),
+    ({"data": {}}, ": data: expected a list, got dict"),
     ({"data": [{"paragraphs": [{"qas": []}]}]}, "data[0].paragraphs[0]: missing 'context'"),
     (squad([{"id": "q", "question": "Q?", "answers": [{"text": "x"}]}]), "data[0].paragraphs[0].qas[0].answers[0]: missing 'answer_start'"),
     (squad([{"id": "q", "question": "Q?", "answers": [{"text": "x", "answer_start": "3"}]}]), "answer_start: expected an integer, got str"),

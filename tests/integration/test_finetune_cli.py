@@ -130,7 +130,7 @@ def test_the_stages_run_from_python_as_the_commands_do(compared, tmp_path, model
 
     train_file, dev_file = sst2_subset(tmp_path, 32, 16)
     out = tmp_path / "from-python"
-    cfg = load_finetune_config("sst2", [*TINY, "train.max_steps=1", "attack.enabled=false"], flags={
+    cfg = load_finetune_config("sst2", [*TINY, "train.seeds=1", "train.max_steps=1", "attack.enabled=false"], flags={
         "model": str(model_dir), "data.train_file": str(train_file), "data.dev_file": str(dev_file), "output": str(out)})
     summary = finetune_stage.run(cfg)
     assert summary == json.loads((out / "metrics.json").read_text())

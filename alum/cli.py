@@ -10,10 +10,11 @@ import sys
 from alum.commands.flags import OVERRIDE
 from alum.errors import UserError, disk_full
 
-# Subcommand modules, each with `add_parser(subparsers)`; heavy imports stay inside their run functions
-# so that `alum --help` answers at once.
-COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.export",
-            "alum.commands.finetune", "alum.commands.evaluate", "alum.commands.quickstart"]
+# Subcommand modules, each with `add_parser(subparsers)` and a thin `run(args)` over a stage's `run`; the imports
+# of torch (a stage's training or evaluation module) stay inside those functions so that `alum --help` answers
+# at once.
+COMMANDS = ["alum.commands.methods", "alum.commands.tokenizer", "alum.commands.pretrain", "alum.commands.prepare",
+            "alum.commands.export", "alum.commands.finetune", "alum.commands.evaluate", "alum.commands.quickstart"]
 
 
 class Parser(argparse.ArgumentParser):

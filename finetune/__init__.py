@@ -3,6 +3,8 @@
     alum finetune --config configs/finetune/sst2.yaml --model DIR --seeds 3
     alum evaluate --model runs/finetune/sst2/best --file contrast.tsv
 
-`alum.finetune.train` holds the loop. For `transformers.Trainer` scripts, `from alum import AdversarialTrainer`
-is the drop-in (alum/training/hf_trainer.py: it needs the core alone, none of this stage). See finetune/README.md.
+The stage's entries, which the commands wrap: `alum.finetune.run.run(FinetuneConfig)` and
+`alum.finetune.evaluate.run(EvaluateConfig)`. `alum.finetune.train` holds the loop. For `transformers.Trainer`
+scripts, `from alum import AdversarialTrainer` is the drop-in (alum/training/hf_trainer.py: it needs the core
+alone, none of this stage). See finetune/README.md.
 """

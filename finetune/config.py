@@ -74,6 +74,20 @@ class AttackConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    """What `alum evaluate` is asked: models (several to compare) on one file in their task's format."""
+
+    models: list[str]  # HF model directories, e.g. the best/ of `alum finetune`
+    file: str  # a task file: tsv, csv or jsonl
+    task: str | None = None  # a GLUE preset's name or a YAML config with a task section; None: alum_task.json
+    tokenizer: str | None = None  # None: each model's own
+    max_seq_len: int | None = None  # None: 128, or the model's positions if fewer
+    batch_size: int = 64
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    output: str | None = None  # also write the summary here, as JSON
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 3
     max_steps: int = 0  # optimizer updates; when > 0 it replaces epochs

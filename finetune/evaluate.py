@@ -5,23 +5,37 @@ climbs the task loss in the core's ascent loop (`alum.adversarial.ascent.climb`,
 and is projected back to the eps-ball after each one (`functional.ascent_step` in `project` mode), with the
 model in eval mode (no dropout). It starts from zero, so it is deterministic: two models attacked with the
 same settings are comparable.
+
+`run(EvaluateConfig)` is the stage's entry (what `alum evaluate` calls): several models on one task file, every
+input checked before the first is evaluated; it returns the summary the command prints as its last line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from alum.adversarial import Target, ascent
 from alum.adversarial import functional as AF
-from alum.training.metrics import progress_bar
-from alum.finetune.config import AttackConfig
 from alum.adversarial.target import ForwardFn
+from alum.config import read_yaml
+from alum.errors import UserError, writing
+from alum.io.publish import check_directory
+from alum.training.metrics import progress_bar
+from alum.finetune.config import AttackConfig, EvaluateConfig
+from alum.finetune.data import Collator, load_task_file
 from alum.finetune.metrics import task_metrics
-from alum.finetune.tasks import TaskConfig
+from alum.finetune.model import TASK_FILE, load_classifier, make_forward
+from alum.finetune.prepare import load_model_and_tokenizer
+from alum.finetune.tasks import TaskConfig, task_from
 
 
 def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig) -> Tensor:
@@ -82,3 +96,84 @@ def evaluate(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, T
     finally:
         model.train(was_training)
     return metrics
+
+
+def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Every model of `cfg` on `cfg.file`; returns the summary (one model's figures at the top, several under
+    `models`), written to `cfg.output` too when it is set. `on_model(name, metrics)` hears of each model as it
+    is done (several take minutes each on a CPU)."""
+    if cfg.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.max_seq_len is not None and cfg.max_seq_len < 8:
+        raise UserError(f"--max-seq-len must be at least 8, got {cfg.max_seq_len}")
+    if cfg.output is not None:
+        check_output_file(Path(cfg.output))
+    # Every model and its data checked before the first is evaluated: a model without a trained head too
+    # (loaded to see, and let go, so that comparing several models never holds them all at once).
+    checked = []
+    for name in cfg.models:
+        model_dir, tokenizer, max_len = load_model_and_tokenizer(name, cfg.tokenizer, cfg.max_seq_len, "--max-seq-len")
+        task = resolve_task(cfg.task, model_dir)
+        if not task.regression and not task.labels:
+            raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
+        data = load_task_file(cfg.file, task, tokenizer, max_len, "evaluation")
+        _, initialised = load_classifier(model_dir, task)
+        if initialised:
+            raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
+                            f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
+        checked.append((name, model_dir, tokenizer, task, data))
+
+    results = {}
+    for name, model_dir, tokenizer, task, data in checked:
+        model, _ = load_classifier(model_dir, task)
+        batches = DataLoader(data, batch_size=cfg.batch_size, collate_fn=Collator(tokenizer, task.regression))
+        metrics = evaluate(model, make_forward(model, task.regression), batches, task, cfg.attack, label=name)
+        results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
+        if on_model is not None:
+            on_model(name, metrics)
+    attack = cfg.attack
+    summary = {"file": cfg.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}
+    if len(results) == 1:
+        summary.update({"model": cfg.models[0], **results[cfg.models[0]]})
+    else:
+        summary["models"] = results
+    if cfg.output is not None:
+        write_output(Path(cfg.output), summary)
+    return summary
+
+
+def resolve_task(spec: str | None, model_dir: Path) -> TaskConfig:
+    """The task named by `spec` (a preset's name or a YAML config), or without one the task saved with the model."""
+    if spec is None:
+        saved = model_dir / TASK_FILE
+        if not saved.is_file():
+            raise UserError(f"{model_dir}: no {TASK_FILE} (not exported by `alum finetune`); name the task with "
+                            "--task (a preset such as sst2, or a config YAML with a task section)")
+        try:
+            spec = json.loads(saved.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise UserError(f"{saved}:{err.lineno}: malformed JSON ({err.msg}); re-export the model") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{saved}: not UTF-8 text; re-export the model") from None
+        if not isinstance(spec, dict):
+            raise UserError(f"{saved}: expected a JSON object (the task's fields), got {type(spec).__name__}")
+        return task_from(spec, source=str(saved))
+    if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
+        return task_from(read_yaml(spec).get("task") or {}, source=spec)
+    return task_from(spec, source="--task")
+
+
+def check_output_file(path: Path) -> None:
+    """Refuse, before any model is evaluated, an --output that cannot be written."""
+    if path.is_dir():
+        raise UserError(f"--output {path}: a directory, not a file")
+    check_directory(path.parent, "--output", given=path)
+
+
+def write_output(path: Path, summary: dict) -> None:
+    """The JSON object, written aside and renamed: a file there before is replaced whole or left as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with writing("the evaluation", path):
+        partial.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(partial, path)

@@ -1,4 +1,5 @@
-"""A fine-tuning command: every method named, every seed, the summary, the best checkpoint, the plot.
+"""The finetune stage's entry, `run(cfg)`: every method named, every seed, the summary, the best checkpoint, the
+plot; it returns the summary metrics.json holds.
 
 Layout of the output directory (one method):           with several methods (`--method none,smart`):
     config.yaml        the resolved config                 config.yaml
@@ -36,7 +37,9 @@ from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.train import SeedResult, train_seed
 
 
-def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Fine-tune as `cfg` says; returns the summary written to metrics.json. Bad input raises UserError before
+    anything is trained or removed."""
     root = Path(cfg.output)
     check_directory(root)
     held = holds_run(root)

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from alum.adversarial.config import AdversarialConfig
+from alum.config import load_config, parse_override
 from alum.training.deepspeed_config import EngineConfig, zero_stage
-from alum.training.metrics import WandbConfig
+from alum.training.metrics import WandbConfig, say
 from alum.training.optim import OptimConfig
 
 DEFAULT_START_FRACTION = 0.5  # the adversarial phase is the second half unless a key says otherwise
@@ -145,3 +146,36 @@ class PretrainConfig:
             return a.start_step
         fraction = DEFAULT_START_FRACTION if a.start_fraction is None else a.start_fraction
         return int(round(fraction * self.max_steps))
+
+
+def load_pretrain_config(path: str | None, overrides: list[str], flags: dict[str, Any]) -> PretrainConfig:
+    """The config from YAML (or a preset's name), overrides and flags. A prepared corpus (`data.prepared`, the
+    --data-dir flag) stands in for the preset's files, and lends the tokenizer and block size its manifest
+    records to what the command line leaves unset (said in one line)."""
+    from alum.pretrain.data import take_from_manifest  # torch: only for a run that trains
+
+    cfg = load_config(PretrainConfig, path, overrides, flags, kind="pretrain")
+    on_command_line = {*flags, *(parse_override(o)[0] for o in overrides)}
+    if "data.prepared" in flags and "data.files" not in on_command_line:
+        cfg.data.files = []  # --data-dir stands in for the preset's files; with --files too, they are checked
+    if cfg.data.prepared is not None:
+        taken = take_from_manifest(cfg.data, on_command_line)
+        if taken:
+            say(f"from the prepared corpus's manifest: {', '.join(taken)}")
+    return cfg
+
+
+@dataclass
+class PrepareConfig:
+    """What `alum prepare` is asked: a corpus tokenised and packed once, for `alum pretrain --data-dir`."""
+
+    tokenizer: str
+    files: list[str]  # files, globs or directories
+    output: str  # the prepared corpus's directory
+    block_size: int = 128
+    whole_word: bool = False  # keep token offsets, for masking.whole_word
+    text_column: str = "text"
+    strict: bool = False  # stop at the first undecodable line
+    num_proc: int = 0  # 0: every core
+    overwrite: bool = False
+    progress: bool = True

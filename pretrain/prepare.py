@@ -22,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alum.corpus import ReadStats, iter_texts, read_range, splittable
+from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, read_range, resolve_files, splittable
 from alum.errors import UserError, writing
+from alum.io.hf_dirs import load_tokenizer, unknown_share_warning
+from alum.io.publish import check_directory
 from alum.pretrain import shards
+from alum.pretrain.config import PrepareConfig
 from alum.pretrain.packing import COLUMNS, OFFSETS, Packer
 
 PART_BYTES = 64 << 20  # a shard per 64 MB of text: enough parts to keep every core busy, shards of ~30 MB
@@ -39,6 +42,31 @@ class Part:
     file: str
     start: int = -1
     end: int = -1
+
+
+def run(cfg: PrepareConfig) -> dict[str, Any]:
+    """`alum prepare`'s stage: every input checked (the errors name the command's flags), then the prepared
+    corpus built in `cfg.output`; returns its manifest. An output that holds something is replaced only with
+    `cfg.overwrite`."""
+    if cfg.block_size < 8:
+        raise UserError("--block-size must be at least 8")
+    load_tokenizer(cfg.tokenizer, "--tokenizer")  # here, so a bad directory's error names the flag
+    files = resolve_files(cfg.files)
+    ensure_nonempty(files, cfg.text_column)
+    output = Path(cfg.output)
+    check_directory(output)
+    if output.exists() and any(output.iterdir()) and not cfg.overwrite:
+        raise UserError(f"--output {output} is not empty: pass --overwrite to replace it")
+    return prepare(files, cfg.tokenizer, output, block_size=cfg.block_size, whole_word=cfg.whole_word,
+                   text_column=cfg.text_column, strict=cfg.strict, num_proc=cfg.num_proc, progress=cfg.progress)
+
+
+def describe(manifest: dict[str, Any], output: str | Path) -> str:
+    """One line: what was built, from what, how; and how to train from it."""
+    return (f"prepared {output}: {manifest['blocks']:,} blocks of {manifest['block_size']} tokens from "
+            f"{manifest['text_bytes'] / 1e6:,.1f} MB of text ({manifest['texts']:,} texts, "
+            f"{skipped_lines(manifest)}) in {len(manifest['shards'])} shard(s), "
+            f"{manifest['processes']} process(es), {manifest['seconds']:.1f}s; train with --data-dir {output}")
 
 
 def plan(files: list[Path], part_bytes: int = PART_BYTES) -> list[Part]:
@@ -63,9 +91,6 @@ def prepare(files: list[Path], tokenizer_dir: str, output: str | Path, *, block_
             text_column: str = "text", strict: bool = False, num_proc: int = 0, part_bytes: int = PART_BYTES,
             progress: bool = True) -> dict[str, Any]:
     """Build the prepared corpus in `output` and return its manifest. `num_proc` 0: every core."""
-    from alum.corpus import disk_bytes
-    from alum.io.hf_dirs import load_tokenizer
-
     output = Path(output)
     started = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_dir, "data.tokenizer")
@@ -262,8 +287,6 @@ def skipped_lines(manifest: dict[str, Any]) -> str:
 
 def unknown_warning(manifest: dict[str, Any]) -> str | None:
     """The warning for a corpus the tokenizer mostly cannot represent (a manifest of an older alum has no count)."""
-    from alum.io.hf_dirs import unknown_share_warning
-
     if "unknown_tokens" not in manifest:
         return None
     return unknown_share_warning(manifest["unknown_tokens"], manifest["text_tokens"], manifest["unk_token"],

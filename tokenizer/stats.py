@@ -5,11 +5,51 @@ Works on any Hugging Face tokenizer directory (ours or not), so tokenizers can b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
-from alum.io.hf_dirs import load_tokenizer  # noqa: F401  (the stats command loads with it)
+from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
+from alum.errors import UserError
+from alum.io.hf_dirs import load_tokenizer
+from alum.tokenizer.progress import CorpusProgress
 
 BATCH = 1000  # texts encoded per call: large enough for the Rust side to work in parallel
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """What `alum tokenizer stats` reports: `measure`'s figures, and the lines skipped as undecodable."""
+
+    tokenizer: str  # the directory measured
+    kind: str  # its class, as transformers loaded it
+    figures: dict
+
+    def as_json(self) -> dict:
+        return {"tokenizer": self.tokenizer, **self.figures}
+
+    def table(self) -> str:
+        return format_table(f"{self.tokenizer} ({self.kind})", self.figures)
+
+
+def corpus_stats(tokenizer_dir: str | Path, files: list[str], *, text_column: str = "text", sample: float = 1.0,
+                 strict: bool = False, progress: bool = True, warn: Callable[[str], None]) -> CorpusStats:
+    """Any Hugging Face tokenizer directory measured on a corpus (files, globs or directories), with a progress
+    bar in bytes read; a line skipped for undecodable bytes is counted and said through `warn`."""
+    if not 0.0 < sample <= 1.0:
+        raise UserError(f"--sample must be in (0, 1], got {sample}")
+    tokenizer = load_tokenizer(tokenizer_dir, "--tokenizer")
+    paths = resolve_files(files)
+    ensure_nonempty(paths, text_column)
+    read = ReadStats()
+    with CorpusProgress(disk_bytes(paths), enabled=progress) as bar:
+        texts = iter_texts(paths, text_column=text_column, strict=strict, sample=sample, stats=read,
+                           progress=bar.advance)
+        figures = measure(tokenizer, texts)
+    figures["bad_lines"] = read.bad_lines
+    if read.bad_lines:
+        warn(f"skipped {read.bad_lines} line(s) with undecodable bytes (first at {read.first_bad})")
+    return CorpusStats(str(tokenizer_dir), type(tokenizer).__name__, figures)
 
 
 def measure(tokenizer, texts: Iterable[str]) -> dict:

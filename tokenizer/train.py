@@ -28,8 +28,9 @@ def _stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
-def train_tokenizer(cfg: TokenizerConfig, warn: Callable[[str], None] = _stderr_warning) -> dict:
-    """Train, save to `cfg.output.dir`, and return what stats.json holds."""
+def run(cfg: TokenizerConfig, warn: Callable[[str], None] = _stderr_warning) -> dict:
+    """The tokenizer stage's entry: train, save to `cfg.output.dir`, and return what stats.json holds. Bad input
+    raises UserError before the output directory is touched; warnings go to `warn`."""
     if not cfg.corpus.files:
         raise UserError("no corpus files given (--files PATH... or corpus.files=...)")
     if not cfg.output.dir:

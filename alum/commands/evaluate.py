@@ -1,11 +1,12 @@
-"""`alum evaluate`: a fine-tuned model's metrics on any file in its task's format, clean and under an
-embedding-space PGD attack; several models at once to compare their robustness. The last line of stdout
-is one JSON object; `--output FILE` writes it to a file too."""
+"""`alum evaluate`: the flags as an EvaluateConfig, the finetune stage's evaluation (finetune/evaluate.py `run`),
+one line per model as it is done, and the summary as the last line of stdout: one JSON object."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from alum.config import from_dict
+from alum.finetune.config import AttackConfig, EvaluateConfig
 
 
 def add_parser(sub) -> None:
@@ -33,35 +34,7 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def resolve_task(spec: str | None, model_dir: Path):
-    from alum.config import read_yaml
-    from alum.errors import UserError
-    from alum.finetune.model import TASK_FILE
-    from alum.finetune.tasks import task_from
-
-    if spec is None:
-        saved = model_dir / TASK_FILE
-        if not saved.is_file():
-            raise UserError(f"{model_dir}: no {TASK_FILE} (not exported by `alum finetune`); name the task with "
-                            "--task (a preset such as sst2, or a config YAML with a task section)")
-        try:
-            spec = json.loads(saved.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise UserError(f"{saved}:{err.lineno}: malformed JSON ({err.msg}); re-export the model") from None
-        except UnicodeDecodeError:
-            raise UserError(f"{saved}: not UTF-8 text; re-export the model") from None
-        if not isinstance(spec, dict):
-            raise UserError(f"{saved}: expected a JSON object (the task's fields), got {type(spec).__name__}")
-        return task_from(spec, source=str(saved))
-    if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
-        return task_from(read_yaml(spec).get("task") or {}, source=spec)
-    return task_from(spec, source="--task")
-
-
-def attack_config(args):
-    from alum.config import from_dict
-    from alum.finetune.evaluate import AttackConfig
-
+def attack_config(args) -> AttackConfig:
     given = {"eps": args.attack_eps, "steps": args.attack_steps, "step_size": args.attack_step_size,
              "norm": args.attack_norm, "level": args.attack_level}
     options = {k: v for k, v in given.items() if v is not None}
@@ -70,72 +43,14 @@ def attack_config(args):
 
 
 def run(args) -> int:
-    from torch.utils.data import DataLoader
+    from alum.finetune.evaluate import run as evaluate  # torch: imported once the command line is read
 
-    from alum.errors import UserError
-    from alum.finetune.data import Collator, load_task_file
-    from alum.finetune.evaluate import evaluate
-    from alum.finetune.model import load_classifier, make_forward
-    from alum.finetune.prepare import load_model_and_tokenizer
+    cfg = EvaluateConfig(models=args.model, file=args.file, task=args.task, tokenizer=args.tokenizer,
+                         max_seq_len=args.max_seq_len, batch_size=args.batch_size, attack=attack_config(args),
+                         output=args.output)
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.max_seq_len is not None and args.max_seq_len < 8:
-        raise UserError(f"--max-seq-len must be at least 8, got {args.max_seq_len}")
-    attack = attack_config(args)
-    if args.output is not None:
-        check_output_file(Path(args.output))
-    # Every model and its data checked before the first is evaluated: a model without a trained head too
-    # (loaded to see, and let go, so that comparing several models never holds them all at once).
-    checked = []
-    for name in args.model:
-        model_dir, tokenizer, max_len = load_model_and_tokenizer(name, args.tokenizer, args.max_seq_len, "--max-seq-len")
-        task = resolve_task(args.task, model_dir)
-        if not task.regression and not task.labels:
-            raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
-        data = load_task_file(args.file, task, tokenizer, max_len, "evaluation")
-        _, initialised = load_classifier(model_dir, task)
-        if initialised:
-            raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
-                            f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
-        checked.append((name, model_dir, tokenizer, task, data))
-
-    results = {}
-    for name, model_dir, tokenizer, task, data in checked:
-        model, _ = load_classifier(model_dir, task)
-        batches = DataLoader(data, batch_size=args.batch_size, collate_fn=Collator(tokenizer, task.regression))
-        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack, label=name)
-        results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
+    def say(name: str, metrics: dict) -> None:
         print(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
-    summary = {"file": args.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}
-    if len(results) == 1:
-        summary.update({"model": args.model[0], **results[args.model[0]]})
-    else:
-        summary["models"] = results
-    print(json.dumps(summary))
-    if args.output is not None:
-        write_output(Path(args.output), summary)
+
+    print(json.dumps(evaluate(cfg, on_model=say)))
     return 0
-
-
-def check_output_file(path: Path) -> None:
-    """Refuse, before any model is evaluated, an --output that cannot be written."""
-    from alum.errors import UserError
-    from alum.io.publish import check_directory
-
-    if path.is_dir():
-        raise UserError(f"--output {path}: a directory, not a file")
-    check_directory(path.parent, "--output", given=path)
-
-
-def write_output(path: Path, summary: dict) -> None:
-    """The JSON object, written aside and renamed: a file there before is replaced whole or left as it was."""
-    import os
-
-    from alum.errors import writing
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with writing("the evaluation", path):
-        partial.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(partial, path)

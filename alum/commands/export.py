@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from alum.pretrain.export import export_checkpoint
+    from alum.pretrain.export import export_checkpoint  # torch: imported once the command line is read
 
     output = export_checkpoint(args.checkpoint, args.output, overwrite=args.overwrite)
     print(f"exported {args.checkpoint} to {output} (AutoModelForMaskedLM / AutoTokenizer)")

@@ -1,8 +1,10 @@
-"""`alum finetune`: fine-tune an encoder on a task with SMART (or any core method), over several seeds."""
+"""`alum finetune`: fine-tune an encoder on a task with SMART (or any core method), over several seeds: the flags
+as a FinetuneConfig, then the finetune stage's `run` (finetune/run.py)."""
 
 from __future__ import annotations
 
 from alum.commands.flags import Flag, add_flags, flag_values
+from alum.finetune.config import load_finetune_config
 
 FLAGS = [
     Flag("--model", "model", "a local HF model directory (the pretrain stage's export, or any encoder)", metavar="DIR"),
@@ -46,9 +48,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from alum.training.distributed import ensure_launch_env
-    from alum.finetune.config import load_finetune_config
-    from alum.finetune.run import finetune
+    from alum.training.distributed import ensure_launch_env  # torch: imported once the command line is read
+    from alum.finetune.run import run as finetune
 
     cfg = load_finetune_config(args.config, args.overrides, flag_values(args, FLAGS))
     ensure_launch_env()

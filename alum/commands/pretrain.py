@@ -1,12 +1,12 @@
-"""`alum pretrain`: masked-LM pretraining, then ALUM (or any core method) for the final steps; and
-`alum prepare`: a corpus tokenised and packed once, for any number of pretraining runs (`--data-dir`)."""
+"""`alum pretrain`: masked-LM pretraining, then ALUM (or any core method) for the final steps: the flags as a
+PretrainConfig, then the pretrain stage's `run` (pretrain/train.py). `alum prepare` is commands/prepare.py."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 from alum.commands.flags import Flag, add_flags, flag_values
+from alum.pretrain.config import load_pretrain_config
 
 FLAGS = [
     Flag("--tokenizer", "data.tokenizer", "tokenizer directory", metavar="DIR"),
@@ -25,12 +25,6 @@ FLAGS = [
     Flag("--stop-after", "stop_after", "stop after N steps with a checkpoint", type=int, metavar="N"),
 ]
 
-PREPARE_EXAMPLES = """examples:
-  alum prepare --tokenizer tok/ --files 'corpus/*.txt' --output data/prepared --block-size 512
-  alum pretrain --config bert-base --tokenizer tok/ --data-dir data/prepared
-The run checks the manifest against its tokenizer, block size and whole-word masking, and refuses a mismatch."""
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "pretrain",
@@ -47,71 +41,11 @@ def add_parser(sub) -> None:
     p.add_argument("overrides", nargs="*", metavar="key.sub=value")
     p.set_defaults(run=run)
 
-    q = sub.add_parser(
-        "prepare",
-        help="tokenise and pack a pretraining corpus once, on every core, for `alum pretrain --data-dir`",
-        epilog=PREPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    q.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory")
-    q.add_argument("--files", required=True, nargs="+", metavar="PATH", help="corpus files, globs or directories")
-    q.add_argument("--output", required=True, metavar="DIR", help="the prepared corpus's directory")
-    q.add_argument("--block-size", type=int, default=128, metavar="N", help="tokens per block (default: 128)")
-    q.add_argument("--whole-word", action="store_true", help="keep token offsets, for masking.whole_word")
-    q.add_argument("--text-column", default="text", metavar="NAME", help="column of JSON lines / CSV / parquet")
-    q.add_argument("--strict", action="store_true", help="stop at the first undecodable line (default: skip)")
-    q.add_argument("--num-proc", type=int, default=0, metavar="N", help="processes (default: every core)")
-    q.add_argument("--overwrite", action="store_true", help="replace a prepared corpus already in --output")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
-    q.set_defaults(run=run_prepare)
-
 
 def run(args) -> int:
-    from alum.config import load_config, parse_override
-    from alum.pretrain.config import PretrainConfig
-    from alum.pretrain.data import take_from_manifest
-    from alum.pretrain.train import run as train
-    from alum.training.metrics import say
+    from alum.pretrain.train import run as train  # torch: imported once the command line is read
 
-    given = flag_values(args, FLAGS)
-    cfg = load_config(PretrainConfig, args.config, args.overrides, given, kind="pretrain")
-    on_command_line = {*given, *(parse_override(o)[0] for o in args.overrides)}
-    if "data.prepared" in given and "data.files" not in on_command_line:
-        cfg.data.files = []  # --data-dir stands in for the preset's files; with --files too, they are checked
-    if cfg.data.prepared is not None:
-        taken = take_from_manifest(cfg.data, on_command_line)
-        if taken:
-            say(f"from the prepared corpus's manifest: {', '.join(taken)}")
+    cfg = load_pretrain_config(args.config, args.overrides, flag_values(args, FLAGS))
     result = train(cfg, resume=args.resume, overwrite=args.overwrite)
     # Ctrl-C stops with a checkpoint, yet the command was interrupted: a script running it must not go on
     return 130 if result.get("signal") == "SIGINT" else 0
-
-
-def run_prepare(args) -> int:
-    from pathlib import Path
-
-    from alum.corpus import ensure_nonempty, resolve_files
-    from alum.errors import UserError
-    from alum.io.hf_dirs import load_tokenizer
-    from alum.io.publish import check_directory
-    from alum.pretrain import prepare
-
-    if args.block_size < 8:
-        raise UserError("--block-size must be at least 8")
-    load_tokenizer(args.tokenizer, "--tokenizer")  # here, so a bad directory's error names this command's flag
-    files = resolve_files(args.files)
-    ensure_nonempty(files, args.text_column)
-    output = Path(args.output)
-    check_directory(output)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise UserError(f"--output {output} is not empty: pass --overwrite to replace it")
-    manifest = prepare.prepare(files, args.tokenizer, output, block_size=args.block_size, whole_word=args.whole_word,
-                               text_column=args.text_column, strict=args.strict, num_proc=args.num_proc,
-                               progress=not args.no_progress)
-    print(f"prepared {output}: {manifest['blocks']:,} blocks of {manifest['block_size']} tokens from "
-          f"{manifest['text_bytes'] / 1e6:,.1f} MB of text ({manifest['texts']:,} texts, "
-          f"{prepare.skipped_lines(manifest)}) in {len(manifest['shards'])} shard(s), "
-          f"{manifest['processes']} process(es), {manifest['seconds']:.1f}s; train with --data-dir {output}")
-    unknown = prepare.unknown_warning(manifest)
-    if unknown:
-        print(f"alum prepare: warning: {unknown}", file=sys.stderr)
-    return 0

@@ -2,19 +2,25 @@
 
 train a BPE tokenizer -> pretrain a tiny encoder (masked LM, then ALUM) -> fine-tune it on SST-2 with SMART
 -> evaluate it, clean and under an embedding attack -> a table of what each stage made and where it is.
+Each stage is its package's `run`, called here in turn with the config `stage_configs` built and checked.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import io
 import json
 import shutil
 import time
 from pathlib import Path
 
+from alum.config import load_config
+from alum.errors import UserError
 from alum.presets import sample
+from alum.finetune.config import EvaluateConfig, load_finetune_config
+from alum.pretrain.config import PretrainConfig
+from alum.tokenizer import train as tokenizer_stage
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.output import check_target
 
 CORPUS = sample("corpus/wikitext-2-raw.sample.txt")
 SST2 = sample("glue/SST-2")
@@ -31,7 +37,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from alum.errors import UserError
+    # the training stages import torch: here, once the command line is read, so that `alum --help` stays quick
+    from alum.finetune import evaluate, run as finetune
+    from alum.pretrain import train as pretrain
 
     for needed in (CORPUS, SST2 / "train.tsv", SST2 / "dev.tsv"):
         if not needed.is_file():
@@ -45,15 +53,11 @@ def run(args) -> int:
     steps = []
 
     with stage(steps, "tokenizer", "byte-level BPE, 4,096 tokens, on a 600 KB WikiText-2 sample"):
-        from alum.tokenizer.train import train_tokenizer
-
-        stats = train_tokenizer(configs["tokenizer"])
+        stats = tokenizer_stage.run(configs["tokenizer"])
         steps[-1].update(where=out / "tokenizer", result=f"{stats.get('vocab_size', 4096)} tokens")
 
     with stage(steps, "pretrain", f"tiny BERT, {args.pretrain_steps} steps: masked LM, then ALUM for the second half"):
-        from alum.pretrain.train import run as pretrain
-
-        final = pretrain(configs["pretrain"])
+        final = pretrain.run(configs["pretrain"])
         if final.get("stopped"):  # Ctrl-C or SIGTERM: the pretraining checkpointed and stopped, and so does this
             raise KeyboardInterrupt
         steps[-1].update(where=out / "pretrain" / "final", plot=final.get("loss_curve"),
@@ -61,25 +65,13 @@ def run(args) -> int:
                                 f"accuracy {final.get('val_accuracy', float('nan')):.3f}")
 
     with stage(steps, "finetune", f"SST-2 (4,000-sentence sample), SMART, {args.finetune_epochs} epochs"):
-        from alum.finetune.run import finetune
-
-        summary = finetune(configs["finetune"])
+        summary = finetune.run(configs["finetune"])
         plots = sorted((out / "finetune").glob("*.png"))
         steps[-1].update(where=out / "finetune" / "best", plot=plots[0] if plots else None,
                          result=f"dev {summary.get('metric', 'accuracy')} {summary.get('mean', float('nan')):.3f}")
 
     with stage(steps, "evaluate", "SST-2 dev, clean and under a 5-step PGD attack on the embeddings"):
-        from alum.commands import evaluate
-
-        parser = argparse.ArgumentParser(prog="alum")
-        evaluate.add_parser(parser.add_subparsers())
-        captured = io.StringIO()
-        with contextlib.redirect_stdout(captured):
-            code = evaluate.run(parser.parse_args(["evaluate", "--model", str(out / "finetune" / "best"),
-                                                   "--file", str(SST2 / "dev.tsv")]))
-        if code:
-            raise UserError("alum evaluate failed on the quickstart's own model")
-        metrics = json.loads(captured.getvalue().strip().splitlines()[-1])
+        metrics = evaluate.run(configs["evaluate"])
         (out / "evaluate.json").write_text(json.dumps(metrics, indent=2))
         clean = metrics.get("accuracy", float("nan"))
         attacked = metrics.get("attack_accuracy", float("nan"))
@@ -92,11 +84,6 @@ def run(args) -> int:
 
 def stage_configs(out: Path, args) -> dict:
     """The config of each stage, read and checked (a bad one fails here, before any stage runs)."""
-    from alum.config import load_config
-    from alum.finetune.config import load_finetune_config
-    from alum.pretrain.config import PretrainConfig
-    from alum.tokenizer.config import TokenizerConfig
-
     steps = args.pretrain_steps
     return {
         "tokenizer": load_config(TokenizerConfig, "bytelevel-bpe", ["bpe.vocab_size=4096"], kind="tokenizer",
@@ -111,14 +98,13 @@ def stage_configs(out: Path, args) -> dict:
             "optim.warmup=0.1"],
             flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
                    "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")}),
+        # `alum evaluate`'s defaults: the task saved with the model, a 5-step PGD attack of radius 0.01
+        "evaluate": EvaluateConfig(models=[str(out / "finetune" / "best")], file=str(SST2 / "dev.tsv")),
     }
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
     """Replace an earlier quickstart (or anything, with --overwrite); never a directory of other work."""
-    from alum.errors import UserError
-    from alum.tokenizer.output import check_target
-
     check_target(out, overwrite=True)  # a directory, or one that can be made; whether to replace it is below
     if out.exists() and any(out.iterdir()):
         if not (overwrite or (out / MARKER).is_file()):

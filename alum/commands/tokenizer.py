@@ -1,4 +1,5 @@
-"""`alum tokenizer train` and `alum tokenizer stats`: stage 1, a BPE tokenizer from a corpus."""
+"""`alum tokenizer train` and `alum tokenizer stats`: stage 1, a BPE tokenizer from a corpus. `train` is the
+flags as a TokenizerConfig and the stage's `run` (tokenizer/train.py); `stats` is tokenizer/stats.py's."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import json
 import sys
 from pathlib import Path
 
+from alum.commands.flags import OVERRIDE, Flag, add_flags, flag_values
+from alum.config import dump_yaml, load_config
+from alum.tokenizer.config import TokenizerConfig
+from alum.tokenizer.stats import corpus_stats
+from alum.tokenizer.train import run as train
+
 TRAIN_EXAMPLES = """examples:
   alum tokenizer train --files corpus/ --vocab-size 30000 --output tok/
   alum tokenizer train --config configs/tokenizer/bert-bpe.yaml bpe.min_frequency=3 --files 'data/*.jsonl.gz' \\
       --output tok/
 KEY=VALUE overrides may stand anywhere; one right after --files that is not a file is an override too.
 Flags win over overrides, overrides over the config file."""
-
-from alum.commands.flags import OVERRIDE, Flag, add_flags, flag_values
 
 FLAGS = [
     Flag("--files", "corpus.files", "corpus files, globs or directories", metavar="PATH", nargs="+"),
@@ -58,9 +63,6 @@ def add_parser(sub) -> None:
 def load_train_config(args):
     """The config file, then KEY=VALUE overrides, then flags; checked against the schema. A --files item that
     looks like `key.sub=value` and is not a file was meant as an override (nargs="+" swallows what follows)."""
-    from alum.config import load_config
-    from alum.tokenizer.config import TokenizerConfig
-
     flags = flag_values(args, FLAGS)
     files = flags.pop("corpus.files", [])
     meant = [f for f in files if OVERRIDE.match(f) and not Path(f).exists()]
@@ -71,12 +73,9 @@ def load_train_config(args):
 
 
 def run_train(args) -> int:
-    from alum.config import dump_yaml
-    from alum.tokenizer.train import train_tokenizer
-
     cfg = load_train_config(args)
     print("alum tokenizer train: resolved config\n" + dump_yaml(cfg), flush=True)
-    report = train_tokenizer(cfg, warn=_warn)
+    report = train(cfg, warn=_warn)
     corpus = report["corpus"]
     print(
         f"wrote {cfg.output.dir}: {report['vocab_size']:,} tokens ({report['algorithm']} BPE, "
@@ -87,31 +86,9 @@ def run_train(args) -> int:
 
 
 def run_stats(args) -> int:
-    from alum.corpus import ReadStats, disk_bytes, ensure_nonempty, iter_texts, resolve_files
-    from alum.errors import UserError
-    from alum.io.hf_dirs import load_tokenizer
-    from alum.tokenizer.progress import CorpusProgress
-    from alum.tokenizer.stats import format_table, measure
-
-    if not 0.0 < args.sample <= 1.0:
-        raise UserError(f"--sample must be in (0, 1], got {args.sample}")
-    tokenizer = load_tokenizer(args.tokenizer, "--tokenizer")
-    files = resolve_files(args.files)
-    ensure_nonempty(files, args.text_column)
-    read = ReadStats()
-    with CorpusProgress(disk_bytes(files), enabled=not args.no_progress) as progress:
-        texts = iter_texts(
-            files, text_column=args.text_column, strict=args.strict, sample=args.sample, stats=read,
-            progress=progress.advance,
-        )
-        result = measure(tokenizer, texts)
-    result["bad_lines"] = read.bad_lines
-    if read.bad_lines:
-        _warn(f"skipped {read.bad_lines} line(s) with undecodable bytes (first at {read.first_bad})")
-    if args.json:
-        print(json.dumps({"tokenizer": str(args.tokenizer), **result}, indent=2))
-    else:
-        print(format_table(f"{args.tokenizer} ({type(tokenizer).__name__})", result))
+    stats = corpus_stats(args.tokenizer, args.files, text_column=args.text_column, sample=args.sample,
+                         strict=args.strict, progress=not args.no_progress, warn=_warn)
+    print(json.dumps(stats.as_json(), indent=2) if args.json else stats.table())
     return 0
 
 

@@ -1,5 +1,6 @@
 """`alum finetune` and `alum evaluate` end to end on a tiny BERT built here: seeds, method comparison,
-the summary, the exported best checkpoint, and robustness evaluation of one or two models."""
+the summary, the exported best checkpoint, and robustness evaluation of one or two models; and the same stages
+called from Python (their `run`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 from alum.cli import main
+from alum.finetune import evaluate as evaluate_stage, run as finetune_stage
+from alum.finetune.config import AttackConfig, EvaluateConfig, load_finetune_config
 from alum.training.metrics import read_metrics
 from support.data import sst2_subset, write_tsv
 
@@ -107,6 +110,31 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     both = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(both["models"]) == {none, smart} and "attack_accuracy" not in both["models"][none]
     assert both["models"][smart]["accuracy"] == result["accuracy"]  # the attack leaves the clean figure alone
+
+
+def test_the_stages_run_from_python_as_the_commands_do(compared, tmp_path, model_dir, capsys):
+    """finetune's and evaluate's `run`, given a config, return what the commands write and print."""
+    dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)
+    none, smart = str(compared / "none" / "best"), str(compared / "smart" / "best")
+    heard = []
+    cfg = EvaluateConfig(models=[none, smart], file=str(dev), attack=AttackConfig(eps=0.5, steps=2),
+                         output=str(tmp_path / "both.json"))
+    summary = evaluate_stage.run(cfg, on_model=lambda name, metrics: heard.append((name, metrics)))
+    assert [name for name, _ in heard] == [none, smart] and summary["attack"]["eps"] == 0.5
+    assert {name: {**summary["models"][name], **metrics} for name, metrics in heard} == summary["models"]
+    assert json.loads((tmp_path / "both.json").read_text()) == summary
+    capsys.readouterr()
+    assert main(["evaluate", "--model", none, smart, "--file", str(dev), "--attack-eps", "0.5", "--attack-steps",
+                 "2"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == summary
+
+    train_file, dev_file = sst2_subset(tmp_path, 32, 16)
+    out = tmp_path / "from-python"
+    cfg = load_finetune_config("sst2", [*TINY, "train.seeds=1", "train.max_steps=1", "attack.enabled=false"], flags={
+        "model": str(model_dir), "data.train_file": str(train_file), "data.dev_file": str(dev_file), "output": str(out)})
+    summary = finetune_stage.run(cfg)
+    assert summary == json.loads((out / "metrics.json").read_text())
+    assert summary["method"] == "smart" and summary["seeds"] == [1] and (out / "best" / "config.json").is_file()
 
 
 def test_every_evaluation_shows_its_progress(compared, tmp_path, model_dir, capsys):

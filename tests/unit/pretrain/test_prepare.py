@@ -4,6 +4,7 @@ bytes on disk; an interrupted build leaves nothing that looks finished."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 
@@ -11,7 +12,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from alum.corpus import read_range
+from alum.errors import UserError
 from alum.pretrain import prepare, shards
+from alum.pretrain.config import PrepareConfig
 from support.paths import SAMPLE
 
 
@@ -89,3 +92,20 @@ def test_an_interrupted_build_leaves_no_finished_looking_directory(corpus, token
     with pytest.raises(KeyboardInterrupt):
         prepare.prepare([corpus], str(tokenizer_dir), tmp_path / "p", block_size=16, num_proc=1, progress=False)
     assert not (tmp_path / "p").exists() and shards.read_manifest(tmp_path / "p") is None
+
+
+def test_the_stage_run_checks_builds_and_returns_the_manifest(corpus, tokenizer_dir, tmp_path):
+    # `alum prepare` from Python: the manifest it returns is the one written, and its line names the output
+    cfg = PrepareConfig(tokenizer=str(tokenizer_dir), files=[str(corpus)], output=str(tmp_path / "p"), block_size=16,
+                        num_proc=1, progress=False)
+    manifest = prepare.run(cfg)
+    assert manifest == json.loads((tmp_path / "p" / shards.MANIFEST).read_text())
+    assert manifest["blocks"] == len(shards.load(tmp_path / "p")) > 0
+    assert prepare.describe(manifest, cfg.output).startswith(f"prepared {cfg.output}: {manifest['blocks']:,} blocks")
+    with pytest.raises(UserError, match="is not empty: pass --overwrite"):  # nothing replaced without asking
+        prepare.run(cfg)
+    again = prepare.run(dataclasses.replace(cfg, overwrite=True))
+    assert again["shards"] == manifest["shards"]
+    with pytest.raises(UserError, match="--block-size must be at least 8"):
+        prepare.run(dataclasses.replace(cfg, block_size=4, output=str(tmp_path / "q")))
+    assert not (tmp_path / "q").exists()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alum.errors import UserError
-from alum.tokenizer.stats import format_table, load_tokenizer, measure
+from alum.tokenizer.stats import corpus_stats, format_table, load_tokenizer, measure
 
 
 def word_level_dir(tmp_path, with_config: bool = True):
@@ -84,3 +84,20 @@ def test_table_lists_every_figure(tmp_path):
     assert "unknown tokens   1 (33.333%)" in table
     for label in ("vocab size", "texts", "words", "tokens", "bytes per token", "tokens per word"):
         assert label in table
+
+
+def test_corpus_stats_reads_the_files_and_counts_what_it_skipped(tmp_path):
+    # what `alum tokenizer stats` prints, from Python: the JSON object and the table
+    directory = word_level_dir(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"the cat sat on the mat\n\xff not utf-8\na dog\n")
+    warned: list[str] = []
+    stats = corpus_stats(directory, [str(corpus)], progress=False, warn=warned.append)
+    assert stats.as_json() == {"tokenizer": str(directory), **measure(load_tokenizer(directory),
+                                                                     ["the cat sat on the mat", "a dog"]),
+                               "bad_lines": 1}
+    kind = type(load_tokenizer(directory)).__name__  # whichever class transformers loads it as
+    assert stats.table() == format_table(f"{directory} ({kind})", stats.figures)
+    assert warned == [f"skipped 1 line(s) with undecodable bytes (first at {corpus}:2)"]
+    with pytest.raises(UserError, match=r"--sample must be in \(0, 1\], got 0"):
+        corpus_stats(directory, [str(corpus)], sample=0, warn=warned.append)

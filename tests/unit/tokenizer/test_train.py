@@ -13,7 +13,7 @@ import yaml
 from alum.config import from_dict, load_config
 from alum.errors import UserError
 from alum.tokenizer.config import TokenizerConfig
-from alum.tokenizer.train import OUTPUT_FILES, train_tokenizer
+from alum.tokenizer.train import OUTPUT_FILES, run
 from support.paths import SAMPLE
 
 # Strings that break careless tokenizers: spacing at the edges, control characters, every Unicode plane.
@@ -52,7 +52,7 @@ def make_config(tmp_path, name="tok", **sections) -> TokenizerConfig:
 def train(tmp_path, name="tok", **sections):
     cfg = make_config(tmp_path, name, **sections)
     warnings: list[str] = []
-    report = train_tokenizer(cfg, warn=warnings.append)
+    report = run(cfg, warn=warnings.append)
     return Path(cfg.output.dir), report, warnings
 
 

@@ -9,7 +9,7 @@ same settings are comparable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from alum.adversarial import functional as AF
 from alum.training.metrics import progress_bar
 from alum.finetune.config import AttackConfig
 from alum.adversarial.target import ForwardFn
-from alum.finetune.metrics import task_metrics
+from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig
 
 
@@ -42,9 +42,12 @@ def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig)
 
 
 def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Tensor]],
-                attack: AttackConfig | None = None, label: str = "evaluate") -> tuple[np.ndarray, np.ndarray]:
-    """The model's outputs (logits, or scores for regression) and the gold labels, over every batch, with a
-    progress bar in examples (the attack's K ascent steps per batch take minutes on a CPU)."""
+                attack: AttackConfig | None = None, label: str = "evaluate",
+                gold_of: Callable[[dict[str, Tensor]], np.ndarray] = lambda b: b["labels"].cpu().numpy()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (logits, or scores for regression) and the gold values (`gold_of` a batch: row for
+    row with the outputs), over every batch, with a progress bar in examples (the attack's K ascent steps per
+    batch take minutes on a CPU)."""
     target = Target(model, forward)
     device = next(model.parameters()).device
     outputs, gold = [], []
@@ -62,7 +65,7 @@ def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Te
                 with target.perturbation.applied(delta):
                     logits = target(batch).logits
         outputs.append(logits.float().cpu().numpy())
-        gold.append(batch["labels"].cpu().numpy())
+        gold.append(gold_of(batch))
     bar.close()
     return np.concatenate(outputs), np.concatenate(gold)
 
@@ -75,9 +78,10 @@ def evaluate(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, T
     model.eval()
     try:
         batches = list(batches)
-        metrics = task_metrics(*predictions(model, forward, batches, label=label), regression=task.regression)
+        kind = task_type(task)
+        metrics = kind.metrics(*predictions(model, forward, batches, label=label, gold_of=kind.gold), task)
         if attack is not None and attack.enabled:
-            attacked = task_metrics(*predictions(model, forward, batches, attack, label), regression=task.regression)
+            attacked = kind.metrics(*predictions(model, forward, batches, attack, label, kind.gold), task)
             metrics.update({f"attack_{k}": v for k, v in attacked.items()})
     finally:
         model.train(was_training)

@@ -33,6 +33,7 @@ from alum.training.metrics import say
 from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
+from alum.finetune.task_types import task_type
 from alum.finetune.train import SeedResult, train_seed
 
 
@@ -54,7 +55,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False)
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
     say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev examples, "
-        f"labels {prep.task.id2label() if not prep.task.regression else 'regression'}, metric {prep.task.metric}")
+        f"labels {task_type(prep.task).describe_labels(prep.task)}, metric {prep.task.metric}")
     if distributed.is_main():
         save_config(cfg, root / "config.yaml")
     summaries, histories = {}, {}

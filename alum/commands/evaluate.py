@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
         "a file in the task's format. Prints the metrics; the last line of stdout is one JSON object.",
     )
     p.add_argument("--model", nargs="+", required=True, metavar="DIR", help="model directories (several to compare)")
-    p.add_argument("--file", required=True, metavar="PATH", help="a task file (tsv, csv or jsonl)")
+    p.add_argument("--file", required=True, metavar="PATH", help="a task file (tsv, csv or jsonl; CoNLL or jsonl "
+                   "for token classification)")
     p.add_argument("--task", metavar="NAME|YAML", help="a GLUE preset name or a config whose `task` section describes "
                    "the task; default: the task saved with the model (alum_task.json)")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: each model's own)")
@@ -73,10 +74,9 @@ def run(args) -> int:
     from torch.utils.data import DataLoader
 
     from alum.errors import UserError
-    from alum.finetune.data import Collator, load_task_file
     from alum.finetune.evaluate import evaluate
-    from alum.finetune.model import load_classifier, make_forward
     from alum.finetune.prepare import load_model_and_tokenizer
+    from alum.finetune.task_types import task_type
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -93,8 +93,9 @@ def run(args) -> int:
         task = resolve_task(args.task, model_dir)
         if not task.regression and not task.labels:
             raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
-        data = load_task_file(args.file, task, tokenizer, max_len, "evaluation")
-        _, initialised = load_classifier(model_dir, task)
+        kind = task_type(task)
+        data = kind.load_file(args.file, task, tokenizer, max_len, "evaluation")
+        _, initialised = kind.load_model(model_dir, task)
         if initialised:
             raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
                             f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
@@ -102,9 +103,10 @@ def run(args) -> int:
 
     results = {}
     for name, model_dir, tokenizer, task, data in checked:
-        model, _ = load_classifier(model_dir, task)
-        batches = DataLoader(data, batch_size=args.batch_size, collate_fn=Collator(tokenizer, task.regression))
-        metrics = evaluate(model, make_forward(model, task.regression), batches, task, attack, label=name)
+        kind = task_type(task)
+        model, _ = kind.load_model(model_dir, task)
+        batches = DataLoader(data, batch_size=args.batch_size, collate_fn=kind.collator(tokenizer, task))
+        metrics = evaluate(model, kind.forward(model, task), batches, task, attack, label=name)
         results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
         print(f"{name}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
     summary = {"file": args.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}

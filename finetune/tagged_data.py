@@ -14,6 +14,7 @@ Alignment: each word's tag goes on its first sub-word; later sub-words, special 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,27 +171,34 @@ def tag_ids(task: TaskConfig, split: TaggedSplit) -> list[list[int]]:
 
 def word_tokenizer(tokenizer):
     """The tokenizer, able to take words (`is_split_into_words`): that needs a fast tokenizer (it knows which
-    word each sub-word came from). A byte-level BPE one (RoBERTa, GPT-2) must add the space that precedes a
-    word inside a sentence, or every word would be split as if it began the text: it is loaded again with
-    `add_prefix_space=True`."""
+    word each sub-word came from). A byte-level BPE one (RoBERTa, GPT-2, the tokenizer stage's) must add the
+    space that precedes a word inside a sentence, or every word is split as if it began the text (`of` and
+    ` of` are different tokens): a copy is returned whose byte-level pre-tokenizer adds it. (transformers 5
+    neither refuses words without it nor applies `add_prefix_space=True` to a generic fast tokenizer.)"""
     where = getattr(tokenizer, "name_or_path", "") or "the tokenizer"
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"{where}: token classification needs a fast tokenizer (one with a tokenizer.json), to "
                         "tell which word each sub-word comes from")
-    if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
-        from transformers import AutoTokenizer
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    if not _add_prefix_space(state.get("pre_tokenizer")):
+        return tokenizer
+    from tokenizers import Tokenizer
 
-        try:
-            return AutoTokenizer.from_pretrained(str(where), local_files_only=True, add_prefix_space=True)
-        except (OSError, ValueError) as err:
-            raise UserError(f"{where}: a byte-level tokenizer needs add_prefix_space=True for words, and could not "
-                            f"be loaded again with it: {str(err).splitlines()[0]}") from None
-    return tokenizer
+    words = copy.deepcopy(tokenizer)
+    words._tokenizer = Tokenizer.from_str(json.dumps(state))  # the backend the fast tokenizer wraps
+    return words
 
 
-def _byte_level(tokenizer) -> bool:
-    state = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
-    return "ByteLevel" in json.dumps(state)
+def _add_prefix_space(node: Any) -> bool:
+    """Turn on add_prefix_space in every ByteLevel pre-tokenizer of a tokenizer.json's `pre_tokenizer`
+    (alone, or inside a Sequence); whether one was off."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get("type") == "ByteLevel" and not node.get("add_prefix_space"):
+            node["add_prefix_space"] = changed = True
+        for child in node.get("pretokenizers") or []:
+            changed = _add_prefix_space(child) or changed
+    return changed
 
 
 @dataclass

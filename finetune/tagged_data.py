@@ -164,7 +164,8 @@ def tag_ids(task: TaskConfig, split: TaggedSplit) -> list[list[int]]:
                 ids.append(index[tag])
             else:
                 raise UserError(f"{split.path}:{line}: tag {tag!r} is not one of the task's labels "
-                                f"({', '.join(task.labels)}; task.labels)")
+                                f"({', '.join(task.labels)}; task.labels: name every tag there when the "
+                                "training file lacks some)")
         out.append(ids)
     return out
 

@@ -23,8 +23,7 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
-from alum.presets import data_file
-from alum.finetune.data import Encoded
+from alum.finetune.data import Encoded, task_file
 from alum.finetune.tasks import TaskConfig
 
 IGNORE = -100  # the label of a position that is not a word's first sub-word
@@ -44,11 +43,7 @@ class TaggedSplit:
 
 
 def read_tagged(path: str | Path, task: TaskConfig, what: str) -> TaggedSplit:
-    path = data_file(path)
-    if not path.is_file():
-        raise UserError(f"{what} file '{path}' not found")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the {what} file is empty")
+    path = task_file(path, what)
     text = _text(path)
     split = _read_jsonl(path, text, task) if task.file_format(path) == "jsonl" else _read_conll(path, text, task)
     if not split.words:

@@ -21,8 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from alum.adversarial import ForwardOutput
-from alum.errors import UserError
-from alum.io.hf_dirs import quiet_transformers
 from alum.training.metrics import say
 from alum.finetune import tagged_data
 from alum.finetune.entities import entity_scores, sentences
@@ -33,18 +31,9 @@ def load_tagger(model_dir, task):
     """The encoder with a token-classification head for the task's tags."""
     from transformers import AutoModelForTokenClassification
 
-    id2label = task.id2label()
-    options = dict(num_labels=task.num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    try:
-        with quiet_transformers():  # the caller reports the initialised weights, in one line
-            model, info = AutoModelForTokenClassification.from_pretrained(
-                str(model_dir), local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **options
-            )
-    except (OSError, ValueError) as err:
-        raise UserError(f"{model_dir}: cannot load as a token classifier: {str(err).splitlines()[0]}") from None
-    fresh = list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else str(m)
-                                                   for m in info.get("mismatched_keys", [])]
-    return model, sorted(fresh)
+    from alum.finetune.model import load_with_head
+
+    return load_with_head(AutoModelForTokenClassification, model_dir, task, "a token classifier")
 
 
 def make_tag_forward(model: nn.Module):

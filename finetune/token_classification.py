@@ -48,8 +48,10 @@ def make_tag_forward(model: nn.Module):
             return ForwardOutput(logits[batch["attention_mask"].bool()])
         picked = labels != tagged_data.IGNORE
         targets = labels[picked]
-        # Computed when first read, from the float32 log-probabilities the divergences share.
-        return ForwardOutput(logits[picked], loss_fn=lambda out: F.nll_loss(out.log_probs, targets))
+        # Computed when first read, from the float32 log-probabilities the divergences share. A batch with no
+        # labelled word (every word tokenised to nothing) has a loss of 0, not NaN, as the core's divergences do.
+        return ForwardOutput(logits[picked], loss_fn=lambda out: F.nll_loss(out.log_probs, targets) if len(targets)
+                             else out.logits.sum() * 0)
 
     return forward
 

@@ -179,6 +179,8 @@ def test_the_forward_returns_rows_at_the_labelled_positions():
     assert torch.equal(out.logits, full[picked])
     expected = F.cross_entropy(full.float().reshape(-1, 5), batch["labels"].reshape(-1), ignore_index=-100)
     torch.testing.assert_close(out.loss, expected)
+    nothing = {**batch, "labels": torch.full_like(batch["labels"], -100)}
+    assert float(make_tag_forward(model)(model, nothing).loss.detach()) == 0.0  # not NaN
 
 
 def test_the_divergence_is_the_mean_of_per_token_kls():

@@ -34,6 +34,7 @@ from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.task_types import task_type
+from alum.finetune.tasks import TaskConfig
 from alum.finetune.train import SeedResult, train_seed
 
 
@@ -127,7 +128,10 @@ def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
     # The saved section read as this run's was: options resolved in full (a config.yaml written before options
     # were typed holds only the keys that were set), the methods a list however they were written.
     section = from_dict(FinetuneAdversarial, raw.get("adversarial") or {}, str(path), prefix="adversarial.")
-    saved = flatten({**raw, "adversarial": yaml.safe_load(dump_yaml(section))})
+    saved = {**raw, "adversarial": yaml.safe_load(dump_yaml(section))}
+    if isinstance(raw.get("task"), dict):  # likewise the task: one saved before `task.type` existed has its default
+        saved["task"] = yaml.safe_load(dump_yaml(from_dict(TaskConfig, raw["task"], str(path), prefix="task.")))
+    saved = flatten(saved)
     new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
     old_methods = section.methods
     gained = [m for m in cfg.adversarial.methods if m not in old_methods]

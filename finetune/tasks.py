@@ -22,7 +22,6 @@ from alum.errors import UserError
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
 REGRESSION_METRICS = ("pearson", "spearman")
 TOKEN_METRICS = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
-TASK_TYPES = ("sequence_classification", "token_classification", "question_answering")
 
 
 @dataclass
@@ -98,6 +97,8 @@ class TaskConfig:
             raise ValueError("text_columns: a token-classification task reads one column of words")
         self.label_column = self.label_column or "ner_tags"
         self.metric = self.metric or "entity_f1"
+        if self.format not in ("auto", "conll", "jsonl"):
+            raise ValueError(f"format: a token-classification task reads conll or jsonl files, not {self.format}")
         if self.metric not in TOKEN_METRICS:
             raise ValueError(f"metric: '{self.metric}' does not fit a token-classification task "
                              f"(use {', '.join(TOKEN_METRICS)})")
@@ -126,7 +127,7 @@ class TaskConfig:
         suffix = Path(path).suffix.lower()
         known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
         if self.type == "token_classification":  # CoNLL files go by many names (eng.train, train.txt, .conll)
-            return known.get(suffix, "conll") if suffix in (".jsonl", ".json") else "conll"
+            return "jsonl" if suffix in (".jsonl", ".json") else "conll"
         if suffix not in known:
             raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format (tsv, csv, jsonl)")
         return known[suffix]

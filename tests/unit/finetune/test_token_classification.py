@@ -55,6 +55,26 @@ def test_a_line_with_other_columns_is_named(tmp_path):
         T.read_tagged(tmp_path / "x.conll", tagger_task(), "train")
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"type": "question_answering"}, "type: question_answering is not yet supported"),
+    ({"name": "sst2"}, "type: 'sst2' is a GLUE sequence-classification preset"),
+    ({"format": "tsv"}, "format: a token-classification task reads conll or jsonl files, not tsv"),
+    ({"metric": "accuracy"}, "metric: 'accuracy' does not fit a token-classification task"),
+    ({"text_columns": ["a", "b"]}, "text_columns: a token-classification task reads one column"),
+    ({"labels": ["O", "O"]}, "labels: a label is listed twice"),
+])
+def test_task_fields_that_do_not_fit_tagging_are_refused(fields, message):
+    with pytest.raises(UserError, match=message):
+        tagger_task(**fields)
+
+
+def test_file_formats_of_a_tagging_task():
+    task = tagger_task()
+    assert (task.text_columns, task.label_column, task.metric) == (["tokens"], "ner_tags", "entity_f1")
+    assert [task.file_format(p) for p in ("eng.train", "train.txt", "a.conll", "a.jsonl", "a.json")] == \
+        ["conll", "conll", "conll", "jsonl", "jsonl"]
+
+
 def test_labels_inferred_o_first_then_sorted_and_checked(tmp_path):
     task = tagger_task()
     train = T.read_tagged(write(tmp_path, "train.conll", CONLL), task, "train")

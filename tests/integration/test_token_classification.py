@@ -62,3 +62,23 @@ def test_evaluate_a_tagger_clean_and_attacked(trained, capsys):
     assert result["metric"] == "entity_f1" and result["examples"] == 12
     for key in ("entity_f1", "entity_precision", "entity_recall", "token_accuracy"):
         assert 0 <= result[key] <= 1 and 0 <= result[f"attack_{key}"] <= 1
+
+
+def test_json_lines_with_tag_ids_train_and_evaluate(tmp_path, model_dir, capsys):
+    """The HF datasets conll2003 shape: {"tokens": [...], "ner_tags": [ids]}, the ids into task.labels."""
+    from support.data import write_jsonl
+
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    rows = [{"tokens": ["the", "film", "was", "good"], "ner_tags": [0, 0, 0, 0]},
+            {"tokens": ["john", "smith", "saw", "it", "in", "paris"], "ner_tags": [1, 2, 0, 0, 0, 3]},
+            {"tokens": ["new", "york", "is", "fun"], "ner_tags": [3, 4, 0, 0]}] * 4
+    train, dev = write_jsonl(tmp_path / "train.jsonl", rows), write_jsonl(tmp_path / "dev.jsonl", rows[:3])
+    out = tmp_path / "out"
+    code = main(["finetune", "--config", "wnut17", "--model", str(model_dir), "--train-file", str(train),
+                 "--dev-file", str(dev), "--output", str(out), "--method", "smart", *FLAGS, *TINY,
+                 "task.name=people", f"task.labels=[{', '.join(labels)}]"])
+    assert code == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out / "best"), "--file", str(dev), "--no-attack"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == "people" and result["examples"] == 3 and 0 <= result["entity_f1"] <= 1

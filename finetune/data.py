@@ -32,13 +32,19 @@ class Split:
         return len(self.raw_labels)
 
 
-def read_split(path: str | Path, task: TaskConfig, what: str) -> Split:
-    """Read `path` in the task's format and check that it has rows and the task's columns."""
+def task_file(path: str | Path, what: str) -> Path:
+    """The file `path` names (or the shipped sample a `data/...` path names), checked to exist and hold bytes."""
     path = data_file(path)
     if not path.is_file():
         raise UserError(f"{what} file '{path}' not found")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the {what} file is empty")
+    return path
+
+
+def read_split(path: str | Path, task: TaskConfig, what: str) -> Split:
+    """Read `path` in the task's format and check that it has rows and the task's columns."""
+    path = task_file(path, what)
     fmt = task.file_format(path)
     rows = _load(path, fmt, task)
     if rows is None or len(rows) == 0:

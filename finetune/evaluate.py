@@ -31,10 +31,9 @@ from alum.errors import UserError, writing
 from alum.io.publish import check_directory
 from alum.training.metrics import progress_bar
 from alum.finetune.config import AttackConfig, EvaluateConfig
-from alum.finetune.data import Collator, load_task_file
-from alum.finetune.metrics import task_metrics
-from alum.finetune.model import TASK_FILE, load_classifier, make_forward
+from alum.finetune.model import TASK_FILE
 from alum.finetune.prepare import load_model_and_tokenizer
+from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig, task_from
 
 
@@ -56,9 +55,12 @@ def attack_delta(target: Target, batch: dict[str, Tensor], attack: AttackConfig)
 
 
 def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Tensor]],
-                attack: AttackConfig | None = None, label: str = "evaluate") -> tuple[np.ndarray, np.ndarray]:
-    """The model's outputs (logits, or scores for regression) and the gold labels, over every batch, with a
-    progress bar in examples (the attack's K ascent steps per batch take minutes on a CPU)."""
+                attack: AttackConfig | None = None, label: str = "evaluate",
+                gold_of: Callable[[dict[str, Tensor]], np.ndarray] = lambda b: b["labels"].cpu().numpy()
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (logits, or scores for regression) and the gold values (`gold_of` a batch: row for
+    row with the outputs), over every batch, with a progress bar in examples (the attack's K ascent steps per
+    batch take minutes on a CPU)."""
     target = Target(model, forward)
     device = next(model.parameters()).device
     outputs, gold = [], []
@@ -76,7 +78,7 @@ def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Te
                 with target.perturbation.applied(delta):
                     logits = target(batch).logits
         outputs.append(logits.float().cpu().numpy())
-        gold.append(batch["labels"].cpu().numpy())
+        gold.append(gold_of(batch))
     bar.close()
     return np.concatenate(outputs), np.concatenate(gold)
 
@@ -89,9 +91,10 @@ def evaluate(model: nn.Module, forward: ForwardFn, batches: Iterable[dict[str, T
     model.eval()
     try:
         batches = list(batches)
-        metrics = task_metrics(*predictions(model, forward, batches, label=label), regression=task.regression)
+        kind = task_type(task)
+        metrics = kind.metrics(*predictions(model, forward, batches, label=label, gold_of=kind.gold), task)
         if attack is not None and attack.enabled:
-            attacked = task_metrics(*predictions(model, forward, batches, attack, label), regression=task.regression)
+            attacked = kind.metrics(*predictions(model, forward, batches, attack, label, kind.gold), task)
             metrics.update({f"attack_{k}": v for k, v in attacked.items()})
     finally:
         model.train(was_training)
@@ -116,8 +119,9 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
         task = resolve_task(cfg.task, model_dir)
         if not task.regression and not task.labels:
             raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
-        data = load_task_file(cfg.file, task, tokenizer, max_len, "evaluation")
-        _, initialised = load_classifier(model_dir, task)
+        kind = task_type(task)
+        data = kind.load_file(cfg.file, task, tokenizer, max_len, "evaluation")
+        _, initialised = kind.load_model(model_dir, task)
         if initialised:
             raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
                             f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
@@ -125,9 +129,10 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
 
     results = {}
     for name, model_dir, tokenizer, task, data in checked:
-        model, _ = load_classifier(model_dir, task)
-        batches = DataLoader(data, batch_size=cfg.batch_size, collate_fn=Collator(tokenizer, task.regression))
-        metrics = evaluate(model, make_forward(model, task.regression), batches, task, cfg.attack, label=name)
+        kind = task_type(task)
+        model, _ = kind.load_model(model_dir, task)
+        batches = DataLoader(data, batch_size=cfg.batch_size, collate_fn=kind.collator(tokenizer, task))
+        metrics = evaluate(model, kind.forward(model, task), batches, task, cfg.attack, label=name)
         results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
         if on_model is not None:
             on_model(name, metrics)

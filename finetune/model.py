@@ -55,16 +55,24 @@ def load_classifier(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[
     that were newly initialised (the head, when the directory holds an encoder or a masked-LM model)."""
     from transformers import AutoModelForSequenceClassification
 
+    problem = "regression" if task.regression else "single_label_classification"
+    return load_with_head(AutoModelForSequenceClassification, model_dir, task, "a sequence classifier",
+                          problem_type=problem)
+
+
+def load_with_head(auto_class, model_dir: Path, task: TaskConfig, what: str, **options) -> tuple[nn.Module, list[str]]:
+    """`auto_class` (an AutoModelFor... class) from `model_dir` with a head sized for the task's labels, and the
+    names of the weights newly initialised; `what` names the model in the error."""
     id2label = task.id2label()
     options = dict(num_labels=task.num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-                   problem_type="regression" if task.regression else "single_label_classification")
+                   **options)
     try:
         with quiet_transformers():  # the caller reports the initialised weights, in one line
-            model, info = AutoModelForSequenceClassification.from_pretrained(
+            model, info = auto_class.from_pretrained(
                 str(model_dir), local_files_only=True, ignore_mismatched_sizes=True, output_loading_info=True, **options
             )
     except (OSError, ValueError) as err:
-        raise UserError(f"{model_dir}: cannot load as a sequence classifier: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{model_dir}: cannot load as {what}: {str(err).splitlines()[0]}") from None
     fresh = list(info.get("missing_keys", [])) + [m[0] if isinstance(m, tuple) else str(m)
                                                    for m in info.get("mismatched_keys", [])]
     return model, sorted(fresh)

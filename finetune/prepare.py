@@ -10,8 +10,9 @@ from alum.errors import UserError
 from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens
 from alum.training.metrics import say
 from alum.finetune.config import FinetuneConfig
-from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split, unknown_warning
+from alum.finetune.data import Encoded, unknown_warning
 from alum.finetune.model import check_pair, load_config
+from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig
 
 
@@ -61,12 +62,15 @@ def check_weights(model_dir: Path) -> None:
 def prepare(cfg: FinetuneConfig) -> Prepared:
     model_dir, tokenizer, max_len = load_model_and_tokenizer(cfg.model, cfg.tokenizer, cfg.data.max_seq_len)
     task = cfg.task
-    train_split = read_split(cfg.data.train_file, task, "train")
-    dev_split = read_split(cfg.data.dev_file, task, "dev")
-    infer_labels(task, train_split)
-    train_labels, dev_labels = label_ids(task, train_split), label_ids(task, dev_split)  # every row checked
-    train = encode(train_split, train_labels, tokenizer, max_len).subset(cfg.data.train_subset, cfg.data.subset_seed)
-    dev = encode(dev_split, dev_labels, tokenizer, max_len).subset(cfg.data.dev_subset, cfg.data.subset_seed)
+    kind = task_type(task)
+    train_split = kind.read(cfg.data.train_file, task, "train")
+    dev_split = kind.read(cfg.data.dev_file, task, "dev")
+    kind.infer_labels(task, train_split)
+    # every label checked as its file is encoded, before any training
+    train_encoded = kind.encode(train_split, task, tokenizer, max_len)
+    dev_encoded = kind.encode(dev_split, task, tokenizer, max_len)
+    train = train_encoded.subset(cfg.data.train_subset, cfg.data.subset_seed)
+    dev = dev_encoded.subset(cfg.data.dev_subset, cfg.data.subset_seed)
     unknown = unknown_warning(train, tokenizer, f"the training file {train_split.path}")
     if unknown:
         say(f"warning: {unknown}")

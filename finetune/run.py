@@ -34,6 +34,8 @@ from alum.training.metrics import say
 from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
+from alum.finetune.task_types import task_type
+from alum.finetune.tasks import TaskConfig
 from alum.finetune.train import SeedResult, train_seed
 
 
@@ -57,7 +59,7 @@ def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> d
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
     say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev examples, "
-        f"labels {prep.task.id2label() if not prep.task.regression else 'regression'}, metric {prep.task.metric}")
+        f"labels {task_type(prep.task).describe_labels(prep.task)}, metric {prep.task.metric}")
     if distributed.is_main():
         save_config(cfg, root / "config.yaml")
     summaries, histories = {}, {}
@@ -129,7 +131,10 @@ def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
     # The saved section read as this run's was: options resolved in full (a config.yaml written before options
     # were typed holds only the keys that were set), the methods a list however they were written.
     section = from_dict(FinetuneAdversarial, raw.get("adversarial") or {}, str(path), prefix="adversarial.")
-    saved = flatten({**raw, "adversarial": yaml.safe_load(dump_yaml(section))})
+    saved = {**raw, "adversarial": yaml.safe_load(dump_yaml(section))}
+    if isinstance(raw.get("task"), dict):  # likewise the task: one saved before `task.type` existed has its default
+        saved["task"] = yaml.safe_load(dump_yaml(from_dict(TaskConfig, raw["task"], str(path), prefix="task.")))
+    saved = flatten(saved)
     new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
     old_methods = section.methods
     gained = [m for m in cfg.adversarial.methods if m not in old_methods]

@@ -1,8 +1,13 @@
-"""What a downstream task is: which columns hold the text and the label, the label set, and the metric.
+"""What a downstream task is: its type, which columns hold the text and the label, the label set, and the metric.
 
 A task is named after a GLUE preset (`sst2`, `mrpc`, `rte`, `cola`, `stsb`, `wnli`), which fills every field,
 or described field by field for any other dataset (the generic task). Fields set in a config override the
 preset's, so `task: {name: sst2, metric: f1}` is SST-2 judged by F1.
+
+`type` says what is predicted: one class (or score) per example (`sequence_classification`, the default),
+or one tag per word (`token_classification`: named entities, in CoNLL files or JSON lines; see
+`token_classification.py`). How each type loads its model, reads its files and scores its predictions is
+in `task_types.py`.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from alum.errors import UserError
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
 REGRESSION_METRICS = ("pearson", "spearman")
+TOKEN_METRICS = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
 
 
 @dataclass
 class TaskConfig:
     name: str = "generic"  # a GLUE preset fills the fields left unset below; any other name is a generic task
+    type: Literal["sequence_classification", "token_classification", "question_answering"] = "sequence_classification"
     text_columns: list[str] | None = None  # one column (single sentence) or two (sentence pair)
     label_column: str | None = None
     # Label values as written in the files; a label's id is its position. Empty for a generic classification
@@ -28,18 +35,26 @@ class TaskConfig:
     labels: list[str] | None = None
     label_names: list[str] | None = None  # the names in the exported config's id2label (default: labels)
     regression: bool | None = None  # a float target (STS-B) instead of a class
-    metric: Literal["accuracy", "f1", "matthews", "pearson", "spearman"] | None = None  # picks the best checkpoint
-    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"  # auto: from the file's suffix
+    metric: Literal["accuracy", "f1", "matthews", "pearson", "spearman", "entity_f1", "entity_precision",
+                    "entity_recall", "token_accuracy"] | None = None  # picks the best checkpoint
+    format: Literal["auto", "tsv", "csv", "jsonl", "conll"] = "auto"  # auto: from the file's suffix
+    # Token classification, CoNLL files: which whitespace-separated column holds the tag, counted from 0
+    # (-1: the last, as in CoNLL-2003's `word POS chunk NER`)
+    tag_column: int = -1
     quoting: Literal["auto", "none", "standard"] = "auto"  # auto: none for tsv (GLUE's convention), standard for csv
     column_names: list[str] | None = None  # for files without a header row (CoLA); None: the first row names them
 
     def validate(self) -> None:
+        if self.type != "sequence_classification":
+            return self._validate_tagging()
         preset = GLUE.get(self.name.lower().replace("-", ""))  # "SST-2" and "sst2" name the same preset
         if preset is not None:  # fill from the preset what the config leaves unset
             self.name = self.name.lower().replace("-", "")
             for key, value in preset.items():
                 if getattr(self, key) is None:
                     setattr(self, key, value)
+        if self.format == "conll":
+            raise ValueError("format: conll files hold token-classification tasks (type: token_classification)")
         if not self.text_columns:
             raise ValueError("text_columns: a generic task needs one or two text columns (or name a GLUE preset: "
                              f"{', '.join(GLUE)})")
@@ -52,7 +67,7 @@ class TaskConfig:
         if self.metric is None:
             self.metric = "pearson" if self.regression else "accuracy"
         allowed = REGRESSION_METRICS if self.regression else CLASSIFICATION_METRICS
-        if self.metric not in allowed:
+        if self.metric not in allowed:  # an entity metric too: those score token classification
             kind = "regression" if self.regression else "classification"
             raise ValueError(f"metric: '{self.metric}' does not fit a {kind} task (use {', '.join(allowed)})")
         if self.regression and self.labels:
@@ -63,6 +78,41 @@ class TaskConfig:
                 raise ValueError("labels: a label is listed twice")
         if self.label_names is not None and self.labels is not None and len(self.label_names) != len(self.labels):
             raise ValueError(f"label_names: {len(self.label_names)} names for {len(self.labels)} labels")
+
+    def _validate_tagging(self) -> None:
+        """A token-classification task: the word and tag columns of JSON lines, tags that chunk into entities,
+        an entity metric."""
+        from alum.finetune.entities import split_tag
+
+        if self.type == "question_answering":
+            raise ValueError("type: question_answering is not yet supported (sequence_classification or "
+                             "token_classification)")
+        if self.name.lower().replace("-", "") in GLUE:
+            raise ValueError(f"type: '{self.name}' is a GLUE sequence-classification preset, not a {self.type} task")
+        if self.regression:
+            raise ValueError("regression: a token-classification task predicts tags, not scores")
+        self.regression = False
+        self.text_columns = self.text_columns or ["tokens"]  # the HF datasets conll2003 shape
+        if len(self.text_columns) != 1:
+            raise ValueError("text_columns: a token-classification task reads one column of words")
+        self.label_column = self.label_column or "ner_tags"
+        self.metric = self.metric or "entity_f1"
+        if self.format not in ("auto", "conll", "jsonl"):
+            raise ValueError(f"format: a token-classification task reads conll or jsonl files, not {self.format}")
+        if self.metric not in TOKEN_METRICS:
+            raise ValueError(f"metric: '{self.metric}' does not fit a token-classification task "
+                             f"(use {', '.join(TOKEN_METRICS)})")
+        if self.labels is not None:
+            self.labels = [str(v) for v in self.labels]
+            if len(set(self.labels)) != len(self.labels):
+                raise ValueError("labels: a label is listed twice")
+            for tag in self.labels:
+                try:
+                    split_tag(tag)
+                except ValueError as err:
+                    raise ValueError(f"labels: {err}") from None
+        if self.label_names is not None:
+            raise ValueError("label_names: a token-classification task names its tags in `labels`")
 
     @property
     def num_labels(self) -> int:
@@ -76,6 +126,8 @@ class TaskConfig:
             return self.format
         suffix = Path(path).suffix.lower()
         known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+        if self.type == "token_classification":  # CoNLL files go by many names (eng.train, train.txt, .conll)
+            return "jsonl" if suffix in (".jsonl", ".json") else "conll"
         if suffix not in known:
             raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format (tsv, csv, jsonl)")
         return known[suffix]

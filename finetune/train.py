@@ -27,8 +27,9 @@ from alum.training import distributed, rng
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, say
 from alum.finetune.data import Collator, Encoded
+from alum.finetune.task_types import task_type
 from alum.finetune.evaluate import evaluate
-from alum.finetune.model import full_weights, load_classifier, make_forward
+from alum.finetune.model import full_weights
 from alum.finetune.prepare import Prepared
 
 
@@ -73,10 +74,11 @@ class Run:
 def build_run(prep: Prepared, method_name: str, seed: int) -> Run:
     cfg, task = prep.cfg, prep.task
     rng.seed_everything(seed)  # before the model: the new head is drawn from this seed
-    model, initialised = load_classifier(prep.model_dir, task)
+    kind = task_type(task)
+    model, initialised = kind.load_model(prep.model_dir, task)
     if initialised:
         say(f"{prep.model_dir}: newly initialised (not in the directory): {', '.join(initialised)}")
-    forward = make_forward(model, task.regression)
+    forward = kind.forward(model, task)
     method = cfg.adversarial.build(method_name)
     per_update = cfg.engine.micro_batch_size * cfg.engine.grad_accum * distributed.world_size()
     per_epoch = max(1, math.ceil(len(prep.train) / per_update))
@@ -84,7 +86,7 @@ def build_run(prep: Prepared, method_name: str, seed: int) -> Run:
     # FreeAT steps the optimizer on every replay: the schedule and SMART's teacher count those steps.
     optimizer_steps = total * max(1, method.optimizer_steps)
     engine = build_engine(model, cfg.optim, cfg.engine, optimizer_steps)
-    target = Target(engine.module, forward, divergence="mse" if task.regression else "kl")
+    target = Target(engine.module, forward, divergence=kind.divergence(task))
     method.setup(target, optimizer_steps)
     return Run(engine, target, method, EngineTrainer(engine, method, target), forward, initialised, per_epoch, total)
 
@@ -94,7 +96,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
     cfg, task = prep.cfg, prep.task
     run = build_run(prep, method_name, seed)
     engine, trainer, forward, per_epoch, total = run.engine, run.trainer, run.forward, run.per_epoch, run.total
-    collate = Collator(prep.tokenizer, task.regression)
+    collate = task_type(task).collator(prep.tokenizer, task)
     train_batches = batches_forever(prep.train, cfg.engine.micro_batch_size, seed, collate)
     dev_batches = DataLoader(prep.dev, batch_size=cfg.train.eval_batch_size, collate_fn=collate)
     grad_accum = cfg.engine.grad_accum

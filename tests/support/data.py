@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alum.config import from_dict
 from alum.finetune.tasks import TaskConfig
-from support.paths import SST2
+from support.paths import SST2, WNUT17
 
 
 def sst2_lines(n: int = 4000) -> list[str]:
@@ -40,3 +40,19 @@ def sst2_subset(tmp_path: Path, train: int = 64, dev: int = 32) -> tuple[Path, P
 def generic(**fields) -> TaskConfig:
     """A generic (non-GLUE) task spec named 'mine' with these fields, checked as a config's `task:` section."""
     return from_dict(TaskConfig, {"name": "mine", **fields}, prefix="task.")
+
+
+def tagger_task(**fields) -> TaskConfig:
+    """A token-classification task spec named 'ner' with these fields, checked as a config's `task:` section."""
+    return from_dict(TaskConfig, {"name": "ner", "type": "token_classification", **fields}, prefix="task.")
+
+
+def wnut17_subset(tmp_path: Path, train: int = 48, dev: int = 16) -> tuple[Path, Path]:
+    """The first sentences of the embedded WNUT-17 sample, as small CoNLL train and dev files."""
+    def head(name: str, n: int) -> Path:
+        text = (WNUT17 / f"{name}.conll").read_text(encoding="utf-8")
+        out = tmp_path / f"{name}.conll"
+        out.write_text("\n\n".join(text.split("\n\n")[:n]) + "\n", encoding="utf-8")
+        return out
+
+    return head("train", train), head("dev", dev)

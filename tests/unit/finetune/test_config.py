@@ -16,8 +16,11 @@ from support.paths import CONFIGS
 PRESETS = sorted((CONFIGS / "finetune").glob("*.yaml"))
 
 
+TAGGING = {"wnut17"}  # token-classification presets
+
+
 def test_there_is_a_preset_per_glue_task_and_a_generic_one():
-    assert {p.stem for p in PRESETS} == {*GLUE, "generic"}
+    assert {p.stem for p in PRESETS} == {*GLUE, "generic", *TAGGING}
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
@@ -43,6 +46,14 @@ def test_presets_on_embedded_data_read_it(name, model_dir, monkeypatch, tmp_path
                                                                  "data.train_subset=100"])
     prep = prepare(cfg)
     assert len(prep.train) == 100 and len(prep.dev) == 872 and prep.task.id2label()[1] == "positive"
+
+
+def test_the_ner_preset_reads_the_embedded_sample(model_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_finetune_config("wnut17", [f"model={model_dir}", "data.max_seq_len=32"])
+    prep = prepare(cfg)
+    assert prep.task.type == "token_classification" and prep.task.metric == "entity_f1"
+    assert len(prep.train) == 1000 and len(prep.dev) == 300 and prep.task.id2label()[0] == "O"
 
 
 def test_overrides_are_checked_against_the_schema():

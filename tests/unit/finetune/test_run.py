@@ -70,6 +70,16 @@ def test_a_config_saved_with_the_options_as_written_resumes(tmp_path):
         == "adversarial.options.smart.beta"
 
 
+def test_a_config_saved_before_task_types_resumes(tmp_path):
+    root = saved(tmp_path, "train.seeds=2")
+    data = yaml.safe_load((root / "config.yaml").read_text())
+    assert data["task"]["type"] == "sequence_classification"
+    del data["task"]["type"], data["task"]["tag_column"]  # the keys token classification added
+    (root / "config.yaml").write_text(yaml.safe_dump(data))
+    finetune_run.check_resumable(config(root, "train.seeds=2"), root)
+    assert refused_at(root, "train.seeds=2", "task.metric=f1") == "task.metric"
+
+
 def test_a_one_method_run_cannot_gain_methods(tmp_path):
     """Its seeds are at the top of the directory, where a comparison keeps them one level down."""
     root = saved(tmp_path, "adversarial.method=smart")

@@ -1,0 +1,116 @@
+"""One object per `task.type`, holding everything that differs between task types: how the model is
+loaded, how files are read, checked and encoded, how batches are padded, the forward the perturbation core
+calls, the divergence its label-free methods compare outputs with, and the metrics.
+
+The training loop, the evaluation and `alum evaluate` ask `task_type(task)` and never branch on the type, so
+a new type (question answering) plugs in as one more class here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from alum.finetune.data import Collator, Encoded
+from alum.finetune.tasks import TaskConfig
+
+
+class TaskType:
+    name: str
+
+    def load_model(self, model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
+        """The model with a head sized for the task, and the names of the weights newly initialised."""
+        raise NotImplementedError
+
+    def read(self, path: str | Path, task: TaskConfig, what: str) -> Any:
+        """A task file read and checked for shape (labels are checked by `encode`)."""
+        raise NotImplementedError
+
+    def infer_labels(self, task: TaskConfig, train: Any) -> None:
+        raise NotImplementedError
+
+    def encode(self, split: Any, task: TaskConfig, tokenizer, max_len: int) -> Encoded:
+        """Every label checked against the task, then the examples tokenised."""
+        raise NotImplementedError
+
+    def collator(self, tokenizer, task: TaskConfig):
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, task: TaskConfig):
+        raise NotImplementedError
+
+    def divergence(self, task: TaskConfig) -> str:
+        return "kl"
+
+    def gold(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """The gold values of a batch, row for row with what the forward returns as logits."""
+        raise NotImplementedError
+
+    def metrics(self, outputs: np.ndarray, gold: np.ndarray, task: TaskConfig) -> dict[str, float]:
+        raise NotImplementedError
+
+    def describe_labels(self, task: TaskConfig) -> Any:
+        return task.id2label()
+
+    def load_file(self, path: str | Path, task: TaskConfig, tokenizer, max_len: int, what: str) -> Encoded:
+        """Read, check and encode one file (the task's labels must be known already)."""
+        return self.encode(self.read(path, task, what), task, tokenizer, max_len)
+
+
+class SequenceClassification(TaskType):
+    """One class (or a score, for regression) per example: the GLUE tasks."""
+
+    name = "sequence_classification"
+
+    def load_model(self, model_dir, task):
+        from alum.finetune.model import load_classifier
+
+        return load_classifier(model_dir, task)
+
+    def read(self, path, task, what):
+        from alum.finetune.data import read_split
+
+        return read_split(path, task, what)
+
+    def infer_labels(self, task, train):
+        from alum.finetune.data import infer_labels
+
+        infer_labels(task, train)
+
+    def encode(self, split, task, tokenizer, max_len):
+        from alum.finetune.data import encode, label_ids
+
+        return encode(split, label_ids(task, split), tokenizer, max_len)
+
+    def collator(self, tokenizer, task):
+        return Collator(tokenizer, task.regression)
+
+    def forward(self, model, task):
+        from alum.finetune.model import make_forward
+
+        return make_forward(model, task.regression)
+
+    def divergence(self, task):
+        return "mse" if task.regression else "kl"
+
+    def gold(self, batch):
+        return batch["labels"].cpu().numpy()
+
+    def metrics(self, outputs, gold, task):
+        from alum.finetune.metrics import task_metrics
+
+        return task_metrics(outputs, gold, regression=task.regression)
+
+    def describe_labels(self, task):
+        return "regression" if task.regression else task.id2label()
+
+
+def task_type(task: TaskConfig) -> TaskType:
+    from alum.finetune.token_classification import TokenClassification
+
+    types: dict[str, type[TaskType]] = {t.name: t for t in (SequenceClassification, TokenClassification)}
+    return types[task.type]()

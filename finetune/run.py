@@ -36,7 +36,10 @@ from alum.finetune.prepare import Prepared, prepare
 from alum.finetune.train import SeedResult, train_seed
 
 
-def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False, *, train: Any = None,
+             dev: Any = None, extra_dev: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fine-tune as `cfg` says. From Python, `train`, `dev` and `extra_dev` ({name: rows}) may be
+    `datasets.Dataset` objects: they take the place of the config's files or dataset for those splits."""
     root = Path(cfg.output)
     check_directory(root)
     held = holds_run(root)
@@ -44,7 +47,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False)
         raise UserError("pass --resume or --overwrite, not both")
     if held and not (resume or overwrite):
         raise UserError(f"{root} already holds a run: pass --resume to continue it or --overwrite to replace it")
-    prep = prepare(cfg)  # every check before any training
+    prep = prepare(cfg, train, dev, extra_dev)  # every check before any training
     if held and resume:
         check_resumable(cfg, root)  # after prepare: the saved config holds the labels prepare inferred
     distributed.start_group()
@@ -53,7 +56,8 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False)
         shutil.rmtree(root)  # only now: a typo in the inputs must not cost the old run
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
-    say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev examples, "
+    extra = "".join(f" and {len(d)} {name} dev" for name, d in prep.extra_dev.items())
+    say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev{extra} examples, "
         f"labels {prep.task.id2label() if not prep.task.regression else 'regression'}, metric {prep.task.metric}")
     if distributed.is_main():
         save_config(cfg, root / "config.yaml")
@@ -195,6 +199,9 @@ def summarize(prep: Prepared, method: str, results: list[SeedResult]) -> dict[st
         "attack": vars(prep.cfg.attack) | {"step_size": prep.cfg.attack.alpha},
         "train_examples": len(prep.train), "dev_examples": len(prep.dev), "updates": results[0].updates,
         "initialised": results[0].initialised,
+        # the extra dev sets at the checkpoint the dev set chose: MNLI's mismatched beside its matched
+        **({"extra_dev": {name: {**spread([r.best[f"{name}_{metric}"] for r in results]), "examples": len(data)}
+                          for name, data in prep.extra_dev.items()}} if prep.extra_dev else {}),
     }
 
 

@@ -34,7 +34,7 @@ def train_tokenizer(cfg: TokenizerConfig, warn: Callable[[str], None] = _stderr_
         raise UserError("no corpus files given (--files PATH... or corpus.files=...)")
     if not cfg.output.dir:
         raise UserError("no output directory given (--output DIR or output.dir=...)")
-    files = resolve_files(cfg.corpus.files)
+    files = resolve_files(cfg.corpus.files, split=cfg.corpus.split, split_key="corpus.split")
     target = Path(cfg.output.dir)
     check_target(target, cfg.output.overwrite)
     ensure_nonempty(files, cfg.corpus.text_column)

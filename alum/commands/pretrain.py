@@ -15,6 +15,8 @@ FLAGS = [
          metavar="DIR"),
     Flag("--block-size", "data.block_size", "tokens per training block (with --data-dir: the prepared corpus's)",
          type=int, metavar="N"),
+    Flag("--split", "data.split", "the split of a save_to_disk folder holding a DatasetDict (default: train)",
+         metavar="NAME"),
     Flag("--text-column", "data.text_column", "column of JSON lines / CSV / parquet files", metavar="NAME"),
     Flag("--strict", "data.strict", "stop at the first undecodable line (default: skip and count)", const=True),
     Flag("--output", "output", "output directory", metavar="DIR"),

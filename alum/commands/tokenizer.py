@@ -22,6 +22,8 @@ FLAGS = [
     Flag("--output", "output.dir", "output directory", metavar="DIR"),
     Flag("--overwrite", "output.overwrite", "replace an existing non-empty output directory", const=True),
     Flag("--strict", "corpus.strict", "stop at the first undecodable line (default: skip)", const=True),
+    Flag("--split", "corpus.split", "the split of a save_to_disk folder holding a DatasetDict (default: train)",
+         metavar="NAME"),
     Flag("--text-column", "corpus.text_column", "column of JSON lines / CSV / parquet files (default: text)",
          metavar="NAME"),
     Flag("--no-progress", "progress", "no progress bar", const=False),

@@ -54,7 +54,8 @@ def read_split(source: Rows | str | Path, task: TaskConfig, what: str) -> Split:
     for key, columns in (("task.text_columns", task.text_columns), ("task.label_column", [task.label_column])):
         for column in columns:
             if column not in rows.column_names:
-                raise UserError(f"{source.name}: no column '{column}' ({key}); it has: {', '.join(rows.column_names)}")
+                raise UserError(f"{source.name}: no column '{column}' ({key}); the {source.kind} has: "
+                                f"{', '.join(rows.column_names)}")
     texts = [["" if t is None else str(t) for t in rows[c]] for c in task.text_columns]
     feature = rows.features.get(task.label_column)
     names = list(feature.names) if type(feature).__name__ == "ClassLabel" else None

@@ -30,6 +30,7 @@ class Rows:
     rows: Any  # datasets.Dataset, or None for a file with a header and no rows
     name: str
     first_line: int | None = None  # the file line of the first row; None where rows have no lines
+    kind: str = "file"  # what holds the rows, for messages: file, dataset
 
     def place(self, index: int) -> str:
         return f"{self.name}:{self.first_line + index}" if self.first_line is not None else f"{self.name} row {index}"
@@ -79,7 +80,7 @@ def from_object(rows: Any, what: str) -> Rows:
         raise UserError(f"the {what} rows: a DatasetDict ({', '.join(rows)}); pass one of its splits")
     if not isinstance(rows, datasets.Dataset):
         raise UserError(f"the {what} rows: expected a datasets.Dataset, got {type(rows).__name__}")
-    return Rows(rows, f"the {what} Dataset")
+    return Rows(rows, f"the {what} Dataset", kind="dataset")
 
 
 def from_file(path: str | Path, task: TaskConfig, what: str, split: str, split_key: str) -> Rows:
@@ -89,7 +90,7 @@ def from_file(path: str | Path, task: TaskConfig, what: str, split: str, split_k
         if not saved_dataset(path):
             raise UserError(f"{path}: a directory, not a {what} file nor a folder written by save_to_disk "
                             "(name a dataset folder with data.dataset)")
-        return Rows(_saved(path, split, split_key), str(path))
+        return Rows(_saved(path, split, split_key), str(path), kind="dataset")
     if not path.is_file():
         raise UserError(f"{what} file '{path}' not found")
     if path.stat().st_size == 0:
@@ -106,7 +107,7 @@ def from_dataset(name: str, config: str, split: str, split_key: str) -> Rows:
     path = Path(name).expanduser()
     label = f"{name}{'/' + config if config else ''}[{split}]"
     if path.is_dir() and saved_dataset(path):
-        return Rows(_saved(path, split, split_key), label)
+        return Rows(_saved(path, split, split_key), label, kind="dataset")
     datasets = quiet_datasets()
     local = path.is_dir()
     try:
@@ -118,7 +119,7 @@ def from_dataset(name: str, config: str, split: str, split_key: str) -> Rows:
             raise UserError(f"data.dataset {name}: no split '{split}' ({split_key}): {message}") from None
         what = "a local folder that holds no dataset" if local else "not a local folder; from the Hub"
         raise UserError(f"data.dataset {name}: cannot load ({what}): {message}") from None
-    return Rows(rows, label)
+    return Rows(rows, label, kind="dataset")
 
 
 def _saved(path: Path, split: str, split_key: str):

@@ -450,7 +450,7 @@ ROWS: list[Row] = [
         "{w.tmp}/in/task-dict: no split 'test' (data.dev_split); the folder holds train, validation", base=False),
     Row("finetune", "dataset-missing-column",
         lambda w: [*finetune_dataset_base(w), saved_task_dict(w, column="text")],
-        "{w.tmp}/in/task-dict[train]: no column 'sentence' (task.text_columns); it has: text, label", base=False),
+        "{w.tmp}/in/task-dict[train]: no column 'sentence' (task.text_columns); the dataset has: text, label", base=False),
     Row("finetune", "dataset-folder-not-a-dataset",
         lambda w: [*finetune_dataset_base(w), w.file("notes/readme.md", "# notes\n").parent],
         "data.dataset {w.tmp}/in/notes: cannot load (a local folder that holds no dataset)", base=False),

@@ -107,7 +107,7 @@ def test_a_local_dataset_folder_loads_by_name_and_unknown_splits_are_named(tmp_p
     with pytest.raises(UserError, match=r"no split 'dev' \(data.dev_split\)"):
         from_dataset(str(folder), "", "dev", "data.dev_split")
     hub_mnli().save_to_disk(str(tmp_path / "saved"))
-    with pytest.raises(UserError, match=r"saved: no split 'validation' \(data.dev_split\); the dataset holds "
+    with pytest.raises(UserError, match=r"saved: no split 'validation' \(data.dev_split\); the folder holds "
                                         r"train, validation_matched"):
         from_dataset(str(tmp_path / "saved"), "", "validation", "data.dev_split")
 
@@ -116,7 +116,7 @@ def test_dataset_and_files_together_are_refused_and_a_flag_sets_the_preset_files
     from alum.finetune.config import load_finetune_config
 
     with pytest.raises(UserError, match=r"data.dataset and data.train_file: give the task's files or a dataset"):
-        load_finetune_config("sst2", ["data.dataset=glue"], {"model": "m"})
+        load_finetune_config("sst2", ["data.dataset=glue"], {"model": "m", "data.train_file": "t.tsv"})
     cfg = load_finetune_config("sst2", [], {"model": "m", "data.dataset": "glue", "data.dataset_config": "sst2"})
     assert (cfg.data.dataset, cfg.data.train_file, cfg.data.dev_file) == ("glue", "", "")
 
@@ -141,5 +141,6 @@ def test_presets_read_samples_in_glue_file_layout(name, sizes, labels):
         ids = label_ids(task, split)
         assert len(set(ids)) == len(labels)  # every class in every sample file
         assert all(split.texts[0]) and all(split.texts[1])
-    unbalanced = [t for s in splits.values() for column in s.texts for t in column if t.count('"') == 1]
-    assert unbalanced  # a lone quote stays in the text (GLUE's files are not quoted)
+    raw = (folder / "train.tsv").read_text(encoding="utf-8")
+    quoted = [t for column in splits["train"].texts for t in column if '"' in t]
+    assert quoted and all(t in raw for t in quoted)  # quotes stay text, as written (GLUE's files are not quoted)

@@ -89,10 +89,6 @@ def saved_arrow_files(folder: Path, split: str, split_key: str) -> list[Path]:
     if not names or missing:
         raise UserError(f"{folder / 'state.json'}: lists no arrow file, or one that is missing "
                         f"({missing[0] if missing and missing[0] else 'none listed'}): save the dataset again")
-    if state.get("_indices_data_files") or state.get("_indices"):
-        # a saved selection or shuffle keeps every row and an index: reading the files would give other rows
-        raise UserError(f"{folder}: a dataset saved with an indices mapping (select/shuffle); call "
-                        ".flatten_indices() before save_to_disk")
     return [folder / n for n in names]
 
 

@@ -114,9 +114,12 @@ def from_dataset(name: str, config: str, split: str, split_key: str) -> Rows:
         with _offline(local):  # a local folder needs nothing from the Hub: nothing is asked of it
             rows = datasets.load_dataset(str(path) if local else name, config or None, split=split)
     except Exception as err:
-        message = _cause(err)
-        if "nknown split" in message or "Bad split" in message:
-            raise UserError(f"data.dataset {name}: no split '{split}' ({split_key}): {message}") from None
+        # the outer message says what failed ("Couldn't reach 'glue' on the Hub (OfflineModeIsEnabled)"), the
+        # innermost why; an unknown split may be said by either
+        message, cause = _first_line(err), _cause(err)
+        for text in (message, cause):
+            if "nknown split" in text or "Bad split" in text:
+                raise UserError(f"data.dataset {name}: no split '{split}' ({split_key}): {text}") from None
         what = "a local folder that holds no dataset" if local else "not a local folder; from the Hub"
         raise UserError(f"data.dataset {name}: cannot load ({what}): {message}") from None
     return Rows(rows, label, kind="dataset")
@@ -186,12 +189,16 @@ def _load_file(path: Path, fmt: str, task: TaskConfig):
 
 
 def _cause(err: BaseException) -> str:
-    """The first line of the innermost exception's message: the one that says what was wrong."""
+    """The first line of the innermost exception's message: the parser's, that says what was wrong."""
     cause = err
     while cause.__cause__ is not None or cause.__context__ is not None:
         cause = cause.__cause__ or cause.__context__
-    text = str(cause).strip()
-    return text.splitlines()[0] if text else type(cause).__name__
+    return _first_line(cause)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _first_bad_line(path: Path, fmt: str) -> str | None:

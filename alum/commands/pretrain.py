@@ -17,7 +17,7 @@ FLAGS = [
          type=int, metavar="N"),
     Flag("--split", "data.split", "the split of a save_to_disk folder holding a DatasetDict (default: train)",
          metavar="NAME"),
-    Flag("--text-column", "data.text_column", "column of JSON lines / CSV / parquet files", metavar="NAME"),
+    Flag("--text-column", "data.text_column", "column of JSON lines / CSV / parquet / arrow files and save_to_disk folders", metavar="NAME"),
     Flag("--strict", "data.strict", "stop at the first undecodable line (default: skip and count)", const=True),
     Flag("--output", "output", "output directory", metavar="DIR"),
     Flag("--max-steps", "max_steps", "steps of the whole schedule", type=int, metavar="N"),

@@ -144,3 +144,14 @@ def test_presets_read_samples_in_glue_file_layout(name, sizes, labels):
     raw = (folder / "train.tsv").read_text(encoding="utf-8")
     quoted = [t for column in splits["train"].texts for t in column if '"' in t]
     assert quoted and all(t in raw for t in quoted)  # quotes stay text, as written (GLUE's files are not quoted)
+
+
+def test_the_mnli_preset_with_a_dataset_reads_both_dev_halves_of_the_hub_layout(tmp_path):
+    from alum.finetune.config import load_finetune_config
+
+    hub_mnli().save_to_disk(str(tmp_path / "glue-mnli"))
+    cfg = load_finetune_config("mnli", [], {"model": "m", "data.dataset": str(tmp_path / "glue-mnli")})
+    assert (cfg.data.train_file, cfg.data.dev_file, cfg.data.extra_dev_files) == ("", "", {})
+    rows = task_rows(cfg.data, cfg.task)
+    assert {name: r.rows["premise"][0] for name, r in rows.items()} == {
+        "train": "p0", "dev": "p100", "mismatched": "p200"}

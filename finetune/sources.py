@@ -107,6 +107,9 @@ def from_dataset(name: str, config: str, split: str, split_key: str) -> Rows:
     path = Path(name).expanduser()
     label = f"{name}{'/' + config if config else ''}[{split}]"
     if path.is_dir() and saved_dataset(path):
+        if not (path / "dataset_dict.json").is_file():  # one split: it would serve as train and dev alike
+            raise UserError(f"data.dataset {name}: a folder of one saved split, not of a DatasetDict; give it as "
+                            "data.train_file or data.dev_file (--train-file, --dev-file)")
         return Rows(_saved(path, split, split_key), label, kind="dataset")
     datasets = quiet_datasets()
     local = path.is_dir()

@@ -106,6 +106,9 @@ def test_a_local_dataset_folder_loads_by_name_and_unknown_splits_are_named(tmp_p
     assert rows.rows["sentence"] == ["bright"] and rows.place(0) == f"{folder}[validation] row 0"
     with pytest.raises(UserError, match=r"no split 'dev' \(data.dev_split\)"):
         from_dataset(str(folder), "", "dev", "data.dev_split")
+    sst2_rows().save_to_disk(str(tmp_path / "one"))
+    with pytest.raises(UserError, match=r"a folder of one saved split, not of a DatasetDict; give it as data.train_file"):
+        from_dataset(str(tmp_path / "one"), "", "train", "data.train_split")
     hub_mnli().save_to_disk(str(tmp_path / "saved"))
     with pytest.raises(UserError, match=r"saved: no split 'validation' \(data.dev_split\); the folder holds "
                                         r"train, validation_matched"):

@@ -26,8 +26,15 @@ class TaskType:
         """The model with a head sized for the task, and the names of the weights newly initialised."""
         raise NotImplementedError
 
-    def read(self, path: str | Path, task: TaskConfig, what: str) -> Any:
-        """A task file read and checked for shape (labels are checked by `encode`)."""
+    def sources(self, data, task: TaskConfig, given: dict[str, Any]) -> dict[str, Any]:
+        """What `read` takes for every split the run reads (train, dev, the extra dev sets), by name: the
+        config's files or dataset, or the `datasets.Dataset` objects in `given` in their place."""
+        from alum.finetune.sources import task_rows
+
+        return task_rows(data, task, given)
+
+    def read(self, source: Any, task: TaskConfig, what: str) -> Any:
+        """A split read and checked for shape (labels are checked by `encode`)."""
         raise NotImplementedError
 
     def infer_labels(self, task: TaskConfig, train: Any) -> None:

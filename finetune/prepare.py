@@ -9,9 +9,10 @@ from pathlib import Path
 from alum.errors import UserError
 from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens
 from alum.training.metrics import say
+from alum.training.recompute import check_supported
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.data import Encoded, encode, infer_labels, label_ids, read_split, unknown_warning
-from alum.finetune.model import check_pair, load_config
+from alum.finetune.model import check_pair, classifier_class, load_config
 from alum.finetune.tasks import TaskConfig
 
 
@@ -60,6 +61,9 @@ def check_weights(model_dir: Path) -> None:
 
 def prepare(cfg: FinetuneConfig) -> Prepared:
     model_dir, tokenizer, max_len = load_model_and_tokenizer(cfg.model, cfg.tokenizer, cfg.data.max_seq_len)
+    classifier = classifier_class(load_config(model_dir))
+    if cfg.train.gradient_checkpointing and classifier is not None:  # refused now, not after the first seed
+        check_supported(classifier, model_dir)
     task = cfg.task
     train_split = read_split(cfg.data.train_file, task, "train")
     dev_split = read_split(cfg.data.dev_file, task, "dev")

@@ -26,10 +26,12 @@ from torch import nn
 
 from alum.config import dump_yaml, from_dict, save_config
 from alum.errors import UserError
+from alum.io.model_card import ModelCard, write_card
 from alum.io.plots import metric_per_epoch
 from alum.io.publish import check_directory
 from alum.training import distributed
 from alum.training.metrics import say
+from alum.finetune.card import finetune_card
 from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
@@ -62,6 +64,7 @@ def finetune(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False)
         out = root if len(methods) == 1 else root / name
         results = run_method(prep, name, out, resume)
         summaries[name] = summarize(prep, name, results)
+        card_with_spread(prep, name, out, results, summaries[name])
         histories[name] = [r.history for r in results]
         write_json(out / "metrics.json", summaries[name])
     summary = summaries[methods[0]] if len(methods) == 1 else compare(prep, summaries)
@@ -84,12 +87,16 @@ def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> li
     def keep(result: SeedResult, model: nn.Module) -> None:
         if not distributed.is_main():
             return
+
+        def card(staged: Path) -> ModelCard:
+            return finetune_card(prep, name, staged, result)
+
         if cfg.train.save_seed_models:
-            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best")
+            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best", card)
         value = result.best[prep.task.metric]
         if not leader or value > leader[0]:
             leader[:] = [value]
-            export(model, prep.tokenizer, prep.task, out / "best")
+            export(model, prep.tokenizer, prep.task, out / "best", card)
 
     for seed in cfg.seeds():
         if seed in finished:
@@ -106,6 +113,14 @@ def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> li
     return results
 
 
+def card_with_spread(prep: Prepared, name: str, out: Path, results: list[SeedResult], summary: dict[str, Any]) -> None:
+    """best/'s card once every seed is known: its seed's metrics and, with several seeds, the mean and standard
+    deviation over them (its first card, written with the weights, could only know the seeds before it)."""
+    if distributed.is_main() and len(results) > 1 and (out / "best").is_dir():
+        leader = next(r for r in results if r.seed == summary["best_seed"])
+        write_card(out / "best", finetune_card(prep, name, out / "best", leader, summary))
+
+
 def holds_run(root: Path) -> bool:
     """What an earlier `alum finetune` leaves, for one method (at the top) or several (one level down)."""
     marks = ("config.yaml", "metrics.json", "best", "seed-*", "*/metrics.json", "*/best", "*/seed-*")
@@ -114,7 +129,9 @@ def holds_run(root: Path) -> bool:
 
 # Keys that may change between a run and its resumption: none of them changes a finished seed's numbers.
 # train.seeds may grow and adversarial.method gain methods (checked in check_resumable); the rest must match.
-FREE_KEYS = ("output", "wandb.", "train.log_every")
+# Gradient checkpointing trades memory for time and leaves the weights as they were to float rounding: a run
+# that ran out of memory may resume with it.
+FREE_KEYS = ("output", "wandb.", "train.log_every", "train.gradient_checkpointing")
 
 
 def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
@@ -195,6 +212,8 @@ def summarize(prep: Prepared, method: str, results: list[SeedResult]) -> dict[st
         "attack": vars(prep.cfg.attack) | {"step_size": prep.cfg.attack.alpha},
         "train_examples": len(prep.train), "dev_examples": len(prep.dev), "updates": results[0].updates,
         "initialised": results[0].initialised,
+        # the update early stopping ended each seed at (null: it ran every update)
+        **({"stopped_at": {str(r.seed): r.stopped_at for r in results}} if prep.cfg.train.patience else {}),
     }
 
 
@@ -217,9 +236,12 @@ def plot(prep: Prepared, histories: dict[str, list[list[dict[str, float]]]], roo
             for seed, run in zip(prep.cfg.seeds(), runs):
                 series[f"{name}, seed {seed}"] = [(h["epoch"], h[metric]) for h in run]
         else:
-            points = zip(*runs)  # the same evaluation schedule in every seed
+            # the same evaluation schedule in every seed, each point the mean of the seeds that reached it
+            # (early stopping ends seeds at different evaluations)
+            longest = max(runs, key=len)
             series[f"{name} (mean of {len(runs)} seeds)"] = [
-                (p[0]["epoch"], statistics.fmean(h[metric] for h in p)) for p in points]
+                (point["epoch"], statistics.fmean(run[i][metric] for run in runs if len(run) > i))
+                for i, point in enumerate(longest)]
     metric_per_epoch(series, root / f"dev_{metric}_per_epoch.png", f"dev {metric}",
                      f"{prep.task.name}: dev {metric} per epoch")
 

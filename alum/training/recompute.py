@@ -31,4 +31,9 @@ def enable_gradient_checkpointing(model: nn.Module, where: str | Path, key: str 
     # hooks and stays correct for both. Dropout: the recomputation replays the forward's random state
     # (preserve_rng_state, on by default), so the masks are the forward's and the gradients those of the
     # pass that was run (tests/unit/training/test_recompute.py).
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5.25 renamed it
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -61,5 +61,5 @@ def dev_metrics(result: SeedResult, summary: dict[str, Any] | None, metric: str,
         lines.append(row)
     if attack.enabled:
         lines += ["", f"`attack_*`: under PGD in embedding space, eps {attack.eps} ({attack.norm}, per {attack.level}), "
-                      f"{attack.steps} steps of {figure(attack.alpha)}, in eval mode from delta 0."]
+                      f"{attack.steps} step{'s' if attack.steps > 1 else ''} of {figure(attack.alpha)}, in eval mode from delta 0."]
     return lines

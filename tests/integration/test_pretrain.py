@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from alum.adversarial import ForwardOutput
@@ -19,6 +20,7 @@ from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
 from alum.pretrain.export import export_checkpoint
 from alum.pretrain.config import PretrainConfig
+from alum.training.metrics import read_metrics
 from support.paths import REPO
 from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
 
@@ -625,10 +627,33 @@ def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -
         assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
 
 
-def assert_same_files(a: Path, b: Path) -> None:
+def assert_same_files(a: Path, b: Path, same_run: bool = True) -> None:
+    """The same files, byte for byte; the model cards up to their provenance (the command and the date), and
+    not at all for exports of one checkpoint from two places (`same_run` False: a card names its run)."""
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
     for path in b.iterdir():
-        assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+        if path.name == "README.md":
+            assert card_body(a) == card_body(b) or not same_run
+        else:
+            assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def card_body(directory: Path) -> str:
+    return (directory / "README.md").read_text(encoding="utf-8").split("## Provenance")[0]
+
+
+def check_card(directory: Path, run: Path, step: int, command: str | None = None) -> None:
+    """The card of a pretraining export: front matter the Hub reads, the schedule, the step, the last
+    validation loss the run logged at or before `step`, and the command that made it."""
+    text = (directory / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(text.split("---\n")[1])
+    # no base_model: the model was built from scratch; the method's tag is alum's own name, given once
+    assert front == {"library_name": "transformers", "pipeline_tag": "fill-mask", "tags": ["alum"]}
+    assert f"weights at step {step} of 6" in text and "then `alum` for steps 4-6 (adversarial.start_step=3)" in text
+    validation = [r for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r and r["step"] <= step][-1]
+    assert f"- val_loss: {validation['val_loss']:.6g}" in text and f"- step: {validation['step']}" in text
+    if command is not None:
+        assert f"- command: `{command}`" in text
 
 
 def exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **overrides) -> Path:
@@ -657,6 +682,8 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
     assert main(["export", str(checkpoints / "step-00000004"), "--output", str(mid)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
         f"exported {checkpoints / 'step-00000004'} to {mid} (AutoModelForMaskedLM / AutoTokenizer)"
+    check_card(mid, Path(cfg.output), 4, f"alum export {checkpoints / 'step-00000004'} --output {mid}")
+    check_card(final, Path(cfg.output), 6)  # the run was started in this process without the CLI
     assert_export_is_the_engine(mid, module_weights(checkpoints / "step-00000004"))
     assert not torch.equal(load_file(mid / "model.safetensors")["bert.embeddings.word_embeddings.weight"],
                            final_weights(cfg)["bert.embeddings.word_embeddings.weight"])  # two steps apart
@@ -712,7 +739,7 @@ def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported
     config["data"]["tokenizer"] = str(tmp_path / "gone")
     (moved / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["export", str(moved / "checkpoints" / "step-00000004"), "--output", str(tmp_path / "again")]) == 0
-    assert_same_files(tmp_path / "again", exported)
+    assert_same_files(tmp_path / "again", exported, same_run=False)
 
     shutil.rmtree(moved / "tokenizer")
     other = build_tokenizer(tmp_path / "other-tok", sst2_lines(200), vocab=300)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alum.config import to_dict
-from alum.io.model_card import ModelCard, bullets, code, figure, hub_id, size, weights_summary, yaml_block
+from alum.io.model_card import ModelCard, bullets, code, figure, size, weights_summary, yaml_block
 from alum.finetune.config import AttackConfig
 from alum.finetune.prepare import Prepared
 from alum.finetune.train import SeedResult
@@ -40,7 +40,7 @@ def finetune_card(prep: Prepared, method: str, directory: Path, result: SeedResu
                           "training examples": len(prep.train), "dev examples": len(prep.dev)})),
     ]
     return ModelCard(title=f"{task.name}: fine-tuned with {method}", pipeline_tag="text-classification",
-                     tags=["alum", method, task.name], sections=sections, base_model=hub_id(prep.model_dir))
+                     tags=["alum", method, task.name], sections=sections)
 
 
 def dev_metrics(result: SeedResult, summary: dict[str, Any] | None, metric: str, attack: AttackConfig) -> list[str]:

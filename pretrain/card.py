@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alum.config import to_dict
-from alum.io.model_card import ModelCard, bullets, code, figure, hub_id, size, weights_summary, yaml_block
+from alum.io.model_card import ModelCard, bullets, code, figure, size, weights_summary, yaml_block
 from alum.training.metrics import read_metrics
 from alum.pretrain.config import PretrainConfig
 
@@ -42,8 +42,9 @@ def pretrain_card(cfg: PretrainConfig, directory: Path, step: int, run: Path) ->
                          "micro-batch": cfg.engine.micro_batch_size, "gradient accumulation": cfg.engine.grad_accum,
                          "seed": cfg.seed})),
     ]
-    return ModelCard(title=f"Masked-LM {family} pretrained with alum ({method})", pipeline_tag="fill-mask",
-                     tags=["alum", method], sections=sections, base_model=hub_id(cfg.model.path))
+    phase = "masked LM only" if switch >= cfg.max_steps else f"masked LM, then {method}"
+    return ModelCard(title=f"A {family} masked-LM model pretrained with alum ({phase})", pipeline_tag="fill-mask",
+                     tags=["alum", method], sections=sections)
 
 
 def last_validation(log: Path, step: int) -> dict[str, Any]:

@@ -1,15 +1,18 @@
 """The model card (`README.md`) written into every exported model directory: a YAML front matter the
-Hugging Face Hub reads (library, pipeline, tags, a Hub base model when there is one), then what a reader needs
-to know where the weights came from: the base model, the task or corpus, the method and its options, the
-figures, the data, the command that made it, the alum version and the date. Each stage says what goes in
-(`finetune/card.py`, `pretrain/card.py`); this module lays it out and writes it."""
+Hugging Face Hub reads (library, pipeline, tags), then what a reader needs to know where the weights came
+from: the base model, the task or corpus, the method and its options, the figures, the data, the command that
+made it, the alum version and the date. Each stage says what goes in (`finetune/card.py`, `pretrain/card.py`);
+this module lays it out and writes it.
+
+No `base_model` key: the Hub wants a repository id there, and alum reads local directories only, whose Hub
+origin cannot be known. (A config.json's `_name_or_path` is no guide: all-MiniLM-L6-v2's names
+nreimers/MiniLM-L6-H384-uncased, the model it was itself trained from.) The body gives the local path."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -23,9 +26,6 @@ CARD = "README.md"
 # The command line as the CLI received it (`alum.cli.main` records it); None outside the CLI.
 _command: list[str] | None = None
 
-# A Hub repository id: `owner/name` (the Hub's front matter wants one in `base_model`, never a local path).
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-
 
 @dataclass
 class ModelCard:
@@ -33,13 +33,9 @@ class ModelCard:
     pipeline_tag: str  # text-classification, fill-mask
     tags: list[str]
     sections: list[tuple[str, list[str]]] = field(default_factory=list)  # (heading, markdown lines)
-    base_model: str | None = None  # a Hub id, for the front matter; local paths go in the body only
 
     def render(self) -> str:
-        front: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": self.pipeline_tag,
-                                 "tags": list(dict.fromkeys(self.tags))}
-        if self.base_model:
-            front["base_model"] = self.base_model
+        front = {"library_name": "transformers", "pipeline_tag": self.pipeline_tag, "tags": list(dict.fromkeys(self.tags))}
         lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", "", f"# {self.title}", ""]
         for heading, body in self.sections:
             lines += [f"## {heading}", "", *body, ""]
@@ -96,20 +92,6 @@ def weights_summary(directory: Path) -> tuple[str, int]:
                     n *= d
                 count += n
     return family, count
-
-
-def hub_id(model_dir: str | Path | None) -> str | None:
-    """The Hub repository a local model directory was downloaded from, when its config.json records one
-    (`_name_or_path` of the form owner/name that is not itself a local path); else None."""
-    if model_dir is None:
-        return None
-    try:
-        name = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("_name_or_path", "")
-    except (OSError, ValueError):
-        return None
-    if isinstance(name, str) and _HUB_ID.match(name) and not Path(name).exists():
-        return name
-    return None
 
 
 def size(parameters: int) -> str:

@@ -22,7 +22,7 @@ from alum.pretrain.export import export_checkpoint
 from alum.pretrain.config import PretrainConfig
 from alum.training.metrics import read_metrics
 from support.paths import REPO
-from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
+from support.pretrain import assert_same_files, assert_same_state, checkpoint_contents, tiny_config
 
 
 def final_weights(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -625,21 +625,6 @@ def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -
     assert engine.keys() <= loaded.keys()
     for key, tensor in engine.items():
         assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
-
-
-def assert_same_files(a: Path, b: Path, same_run: bool = True) -> None:
-    """The same files, byte for byte; the model cards up to their provenance (the command and the date), and
-    not at all for exports of one checkpoint from two places (`same_run` False: a card names its run)."""
-    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
-    for path in b.iterdir():
-        if path.name == "README.md":
-            assert card_body(a) == card_body(b) or not same_run
-        else:
-            assert (a / path.name).read_bytes() == path.read_bytes(), path.name
-
-
-def card_body(directory: Path) -> str:
-    return (directory / "README.md").read_text(encoding="utf-8").split("## Provenance")[0]
 
 
 def check_card(directory: Path, run: Path, step: int, command: str | None = None) -> None:

@@ -145,12 +145,14 @@ def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
     section = from_dict(FinetuneAdversarial, raw.get("adversarial") or {}, str(path), prefix="adversarial.")
     saved = flatten({**raw, "adversarial": yaml.safe_load(dump_yaml(section))})
     new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
+    # a key the saved config lacks was added to alum since it was written: that run had its default
+    defaults = flatten(yaml.safe_load(dump_yaml(FinetuneConfig())))
     old_methods = section.methods
     gained = [m for m in cfg.adversarial.methods if m not in old_methods]
     for key in [*new, *(k for k in saved if k not in new)]:
         if key.startswith(FREE_KEYS) or any(key.startswith(f"adversarial.options.{m}.") for m in gained):
             continue
-        before, now = saved.get(key), new.get(key)
+        before, now = saved[key] if key in saved else defaults.get(key), new.get(key)
         if key == "train.seeds" and isinstance(before, int) and isinstance(now, int) and now >= before:
             continue
         # More methods may join a comparison; a one-method run keeps its seeds at the top, so it cannot grow.

@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from alum.adversarial import Method, Target, mean_reports
 from alum.config import to_dict
 from alum.training import distributed, rng
-from alum.training.recompute import enable_gradient_checkpointing
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, say
+from alum.training.recompute import enable_gradient_checkpointing
 from alum.finetune.data import Collator, Encoded
 from alum.finetune.evaluate import evaluate
 from alum.finetune.model import full_weights, load_classifier, make_forward

@@ -788,3 +788,25 @@ def test_wandb_logs_offline_by_default(tmp_path, tokenizer_dir, small_corpus, mo
     assert not list((Path(cfg.output) / "wandb").glob("run-*")), "an online run directory was made"
     runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_gradient_checkpointing_pretrains_the_same_model(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    """`gradient_checkpointing: true` through masked LM and ALUM: the same final weights to float32 rounding
+    (tests/unit/training/test_recompute.py has the arithmetic)."""
+    enabled, real = [], pretrain_train.enable_gradient_checkpointing
+
+    def spy(model, *args):
+        real(model, *args)
+        enabled.append(model.is_gradient_checkpointing)
+
+    monkeypatch.setattr(pretrain_train, "enable_gradient_checkpointing", spy)
+    finals = []
+    for name, on in (("plain", "false"), ("checkpointed", "true")):
+        cfg = tiny_config(tmp_path / name, tokenizer_dir, small_corpus, max_steps=4, gradient_checkpointing=on,
+                          **{"adversarial.start_step": 2})
+        pretrain_train.run(cfg)
+        finals.append(final_weights(cfg))
+    assert enabled == [True]  # the second run only
+    for key, tensor in finals[0].items():
+        # four Adam steps of lr 1e-3 from gradients equal to float32 rounding: far inside 1e-5
+        torch.testing.assert_close(finals[1][key], tensor, rtol=1e-5, atol=1e-5, msg=key)

@@ -9,6 +9,7 @@ import sys
 
 from alum.commands.flags import OVERRIDE
 from alum.errors import UserError, disk_full
+from alum.io.model_card import alum_version, record_command
 
 # Subcommand modules, each with `add_parser(subparsers)` and a thin `run(args)` over a stage's `run`; the imports
 # of torch (a stage's training or evaluation module) stay inside those functions so that `alum --help` answers
@@ -29,21 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="alum", description="Adversarial pretraining (ALUM) and fine-tuning (SMART) for HF encoders."
     )
-    parser.add_argument("--version", action="version", version=f"alum {version()}")
+    parser.add_argument("--version", action="version", version=f"alum {alum_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
     return parser
-
-
-def version() -> str:
-    """The installed distribution's version (a checkout run without installing has none)."""
-    from importlib.metadata import PackageNotFoundError, version as installed
-
-    try:
-        return installed("alum")
-    except PackageNotFoundError:
-        return "(not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     except SystemExit as done:  # --help (0) or a bad command line (2, its one line already printed)
         return done.code if isinstance(done.code, int) else 2
+    # what the exported models' cards give as the command that made them
+    record_command(["alum", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.run(args) or 0
     except UserError as err:

@@ -18,6 +18,11 @@ Precision `auto` is bf16 on a CUDA device and fp32 on a CPU; `--batch` and `--se
 4. Model FLOPs utilisation on a GPU: achieved model FLOP/s over the device's dense bf16 peak (PEAK_BF16,
    by device name, or --peak-tflops), for the standard step, the ALUM step and the Trainer's step.
 
+With `--checkpointing` it measures gradient checkpointing instead (`gradient_checkpointing: true`), and
+writes benchmarks/results/checkpointing.json unless --out says otherwise: the standard and ALUM steps with
+and without it, interleaved on one engine (the model's checkpointing switched on and off between steps),
+and the peak memory of each of the four, each in a fresh subprocess.
+
 Data: blocks of uniformly random token ids over a 30,522-token vocabulary (the BERT vocabulary size); the
 content of the tokens does not change the work a step does.
 """
@@ -198,9 +203,41 @@ def time_trainer(setup: Setup, steps: int, warmup: int) -> dict:
             "attn_implementation": trainer.model.config._attn_implementation}
 
 
-def peak_memory(setup: Setup, method: str, steps: int) -> float:
+def set_checkpointing(model, on: bool) -> None:
+    from alum.training.recompute import enable_gradient_checkpointing
+
+    if on:
+        enable_gradient_checkpointing(model, "benchmark", "--checkpointing")
+    else:
+        (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
+
+
+def time_checkpointing(setup: Setup, steps: int, warmup: int) -> dict:
+    """Median step time of the standard and the ALUM update, with and without gradient checkpointing, all four
+    interleaved on one engine so that the machine's drift hits them alike."""
+    engine, trainers = ours_engine(setup, ("alum",))
+    data = ours_batches(setup, engine.device)
+    times = {(name, on): [] for name in trainers for on in (False, True)}
+    for i in range(warmup + steps):
+        for on in (False, True):
+            set_checkpointing(engine.module, on)
+            for name in trainers:
+                sync()
+                start = time.perf_counter()
+                trainers[name].update([next(data)])
+                sync()
+                if i >= warmup:
+                    times[(name, on)].append(time.perf_counter() - start)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    return {("standard" if name == "none" else name): {
+        "plain_step_s": median[(name, False)], "checkpointed_step_s": median[(name, True)],
+        "checkpointed_over_plain": median[(name, True)] / median[(name, False)]} for name in trainers}
+
+
+def peak_memory(setup: Setup, method: str, steps: int, checkpointing: bool = False) -> float:
     """MiB: peak GPU allocation, or peak RSS growth of this process on CPU."""
     engine, trainers = ours_engine(setup, (method,))
+    set_checkpointing(engine.module, checkpointing)
     data = ours_batches(setup, engine.device)
     trainers["none"].update([next(data)])  # optimizer state exists in both measurements
     if torch.cuda.is_available():
@@ -295,8 +332,11 @@ def main() -> None:
                    help="auto: bf16 on a CUDA device, fp32 on a CPU")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's dense bf16 peak in TFLOP/s for MFU (default: PEAK_BF16 by device name)")
-    p.add_argument("--out", default="benchmarks/results/pretrain.json")
+    p.add_argument("--checkpointing", action="store_true",
+                   help="measure gradient checkpointing (time and memory, with and without) instead")
+    p.add_argument("--out", default=None, help="default: benchmarks/results/pretrain.json (checkpointing.json)")
     p.add_argument("--memory", metavar="METHOD", help=argparse.SUPPRESS)
+    p.add_argument("--checkpointed", action="store_true", help=argparse.SUPPRESS)  # with --memory
     p.add_argument("--trainer", nargs=2, type=int, metavar=("STEPS", "WARMUP"), help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -308,7 +348,10 @@ def main() -> None:
 
     ensure_launch_env()
     if args.memory:
-        print(peak_memory(setups[0], args.memory, steps=2))
+        print(peak_memory(setups[0], args.memory, steps=2, checkpointing=args.checkpointed))
+        return
+    if args.checkpointing:
+        compare_checkpointing(setups, args)
         return
 
     peak = peak_flops(args.peak_tflops)
@@ -338,9 +381,37 @@ def main() -> None:
               f"Trainer {hf['tokens_per_s']:.0f} tok/s -> {r['speedup_vs_trainer']:.2f}x; ALUM step / standard step = "
               f"{r['alum_over_standard']:.2f}, R-Drop {r['rdrop_over_standard']:.2f}; peak memory standard {mem['none']:.0f} MiB, ALUM {mem['alum']:.0f} MiB; "
               f"{json.dumps(r['utilisation'])}", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    write(results, args.out or "benchmarks/results/pretrain.json")
+
+
+def compare_checkpointing(setups: list[Setup], args) -> None:
+    results = {"machine": machine(), "shapes": {}}
+    for setup in setups:
+        shape = setup.shape
+        steps = args.steps or (20 if shape == "tiny" else 6)
+        warmup = max(1, args.warmup if args.warmup is not None else 2)
+        print(f"[{shape}] timing standard and ALUM steps with and without gradient checkpointing ...", flush=True)
+        timed = time_checkpointing(setup, steps, warmup)
+        print(f"[{shape}] peak memory of each ...", flush=True)
+        memory = {}
+        for method in ("none", "alum"):
+            plain = float(in_subprocess("--memory", method, *setup.argv()))
+            checkpointed = float(in_subprocess("--memory", method, "--checkpointed", *setup.argv()))
+            memory["standard" if method == "none" else method] = {
+                "plain_mib": plain, "checkpointed_mib": checkpointed, "checkpointed_over_plain": checkpointed / max(plain, 1e-9)}
+        results["shapes"][shape] = {"steps": steps, "batch": setup.batch, "seq": setup.seq,
+                                    "precision": setup.precision, "time": timed, "peak_memory": memory}
+        for name in timed:
+            print(f"[{shape}] {name}: step {timed[name]['plain_step_s']:.3f} s -> {timed[name]['checkpointed_step_s']:.3f} s "
+                  f"({timed[name]['checkpointed_over_plain']:.2f}x); peak memory {memory[name]['plain_mib']:.0f} -> "
+                  f"{memory[name]['checkpointed_mib']:.0f} MiB ({memory[name]['checkpointed_over_plain']:.2f}x)", flush=True)
+    write(results, args.out or "benchmarks/results/checkpointing.json")
+
+
+def write(results: dict, out: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

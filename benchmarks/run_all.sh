@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 python="${ALUM_PYTHON:-.venv/bin/python}"
 "$python" benchmarks/tokenizer_bench.py
 "$python" benchmarks/pretrain_bench.py --shapes tiny bert-base
+"$python" benchmarks/pretrain_bench.py --checkpointing --shapes tiny

@@ -115,10 +115,17 @@ class TrainConfig:
     log_every: int = 10
     eval_batch_size: int = 64
     save_seed_models: bool = False  # also export every seed's best checkpoint to seed-<s>/best (best/ always)
+    # Early stopping: end a seed once this many dev evaluations in a row brought no gain of more than
+    # min_delta in the task metric (0 = train to the end). The best checkpoint is still the best evaluation's.
+    patience: int = 0
+    min_delta: float = 0.0
+    # Recompute each layer's activations in the backward instead of keeping them: less memory, about one more
+    # forward of time. The same weights to float32 rounding (finetune/README.md).
+    gradient_checkpointing: bool = False
 
     def validate(self) -> None:
         for key, low in (("epochs", 1), ("seeds", 1), ("log_every", 1), ("eval_batch_size", 1), ("max_steps", 0),
-                         ("eval_every", 0)):
+                         ("eval_every", 0), ("patience", 0), ("min_delta", 0)):
             if getattr(self, key) < low:
                 raise ValueError(f"{key} must be at least {low}, got {getattr(self, key)}")
 

@@ -10,6 +10,7 @@ import contextlib
 import inspect
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 from alum.adversarial import ForwardOutput
 from alum.errors import UserError, writing
 from alum.io.hf_dirs import max_tokens, quiet_transformers, save_tokenizer_for
+from alum.io.model_card import ModelCard, write_card
 from alum.io.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
@@ -48,6 +50,17 @@ def check_pair(tokenizer, config, model_dir: Path, tokenizer_dir: Path, max_len:
     if positions is not None and max_len > positions:
         raise UserError(f"{len_key} is {max_len} but the model in {model_dir} takes {positions} tokens (its "
                         "position embeddings)")
+
+
+def classifier_class(config) -> type | None:
+    """The class AutoModelForSequenceClassification builds for `config`, read before any work; None for a
+    family it has none for, which `load_classifier` then reports."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return None
 
 
 def load_classifier(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
@@ -110,10 +123,12 @@ def full_weights(engine, modify: bool = False):
         yield
 
 
-def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Path:
+def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path,
+           card: Callable[[Path], ModelCard] | None = None) -> Path:
     """A HF directory that AutoModelForSequenceClassification loads with no code of ours, label names in its
-    config, the tokenizer, and the task spec. Written aside and swapped in by renames, so a kill at any moment
-    leaves one complete copy (`<name>/`, or `<name>.old/` in the instant between the two renames)."""
+    config, the tokenizer, the task spec, and the model card `card(staged directory)` makes. Written aside and
+    swapped in by renames, so a kill at any moment leaves one complete copy (`<name>/`, or `<name>.old/` in the
+    instant between the two renames)."""
     directory = Path(directory)
     partial = staging(directory)
     try:
@@ -121,6 +136,8 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path) -> Pa
             model.save_pretrained(str(partial))
             save_tokenizer_for(model, tokenizer, partial)
             (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+            if card is not None:  # it reads the saved weights: their family and size
+                write_card(partial, card(partial))
     except UserError:
         shutil.rmtree(partial, ignore_errors=True)
         raise

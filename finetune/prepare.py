@@ -11,9 +11,10 @@ from typing import Any
 from alum.errors import UserError
 from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens
 from alum.training.metrics import say
+from alum.training.recompute import check_supported
 from alum.finetune.config import FinetuneConfig
 from alum.finetune.data import Encoded, unknown_warning
-from alum.finetune.model import check_pair, load_config
+from alum.finetune.model import check_pair, classifier_class, load_config
 from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig
 
@@ -66,6 +67,9 @@ def prepare(cfg: FinetuneConfig, train: Any = None, dev: Any = None,
             extra_dev: dict[str, Any] | None = None) -> Prepared:
     """`train`, `dev` and `extra_dev` (`datasets.Dataset` objects) take the place of the config's sources."""
     model_dir, tokenizer, max_len = load_model_and_tokenizer(cfg.model, cfg.tokenizer, cfg.data.max_seq_len)
+    classifier = classifier_class(load_config(model_dir))
+    if cfg.train.gradient_checkpointing and classifier is not None:  # refused now, not after the first seed
+        check_supported(classifier, model_dir)
     task = cfg.task
     kind = task_type(task)
     sources = kind.sources(cfg.data, task, {"train": train, "dev": dev, **(extra_dev or {})})

@@ -27,10 +27,12 @@ from torch import nn
 
 from alum.config import dump_yaml, from_dict, save_config
 from alum.errors import UserError
+from alum.io.model_card import ModelCard, write_card
 from alum.io.plots import metric_per_epoch
 from alum.io.publish import check_directory
 from alum.training import distributed
 from alum.training.metrics import say
+from alum.finetune.card import finetune_card
 from alum.finetune.config import FinetuneAdversarial, FinetuneConfig
 from alum.finetune.model import export
 from alum.finetune.prepare import Prepared, prepare
@@ -70,6 +72,7 @@ def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False, *, t
         out = root if len(methods) == 1 else root / name
         results = run_method(prep, name, out, resume)
         summaries[name] = summarize(prep, name, results)
+        card_with_spread(prep, name, out, results, summaries[name])
         histories[name] = [r.history for r in results]
         write_json(out / "metrics.json", summaries[name])
     summary = summaries[methods[0]] if len(methods) == 1 else compare(prep, summaries)
@@ -92,12 +95,16 @@ def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> li
     def keep(result: SeedResult, model: nn.Module) -> None:
         if not distributed.is_main():
             return
+
+        def card(staged: Path) -> ModelCard:
+            return finetune_card(prep, name, staged, result)
+
         if cfg.train.save_seed_models:
-            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best")
+            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best", card)
         value = result.best[prep.task.metric]
         if not leader or value > leader[0]:
             leader[:] = [value]
-            export(model, prep.tokenizer, prep.task, out / "best")
+            export(model, prep.tokenizer, prep.task, out / "best", card)
 
     for seed in cfg.seeds():
         if seed in finished:
@@ -114,6 +121,14 @@ def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> li
     return results
 
 
+def card_with_spread(prep: Prepared, name: str, out: Path, results: list[SeedResult], summary: dict[str, Any]) -> None:
+    """best/'s card once every seed is known: its seed's metrics and, with several seeds, the mean and standard
+    deviation over them (its first card, written with the weights, could only know the seeds before it)."""
+    if distributed.is_main() and len(results) > 1 and (out / "best").is_dir():
+        leader = next(r for r in results if r.seed == summary["best_seed"])
+        write_card(out / "best", finetune_card(prep, name, out / "best", leader, summary))
+
+
 def holds_run(root: Path) -> bool:
     """What an earlier `alum finetune` leaves, for one method (at the top) or several (one level down)."""
     marks = ("config.yaml", "metrics.json", "best", "seed-*", "*/metrics.json", "*/best", "*/seed-*")
@@ -122,7 +137,9 @@ def holds_run(root: Path) -> bool:
 
 # Keys that may change between a run and its resumption: none of them changes a finished seed's numbers.
 # train.seeds may grow and adversarial.method gain methods (checked in check_resumable); the rest must match.
-FREE_KEYS = ("output", "wandb.", "train.log_every")
+# Gradient checkpointing trades memory for time and leaves the weights as they were to float rounding: a run
+# that ran out of memory may resume with it.
+FREE_KEYS = ("output", "wandb.", "train.log_every", "train.gradient_checkpointing")
 
 
 def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
@@ -139,12 +156,14 @@ def check_resumable(cfg: FinetuneConfig, root: Path) -> None:
         saved["task"] = yaml.safe_load(dump_yaml(from_dict(TaskConfig, raw["task"], str(path), prefix="task.")))
     saved = flatten(saved)
     new = flatten(yaml.safe_load(dump_yaml(cfg)))  # through YAML, as the saved one went
+    # a key the saved config lacks was added to alum since it was written: that run had its default
+    defaults = flatten(yaml.safe_load(dump_yaml(FinetuneConfig())))
     old_methods = section.methods
     gained = [m for m in cfg.adversarial.methods if m not in old_methods]
     for key in [*new, *(k for k in saved if k not in new)]:
         if key.startswith(FREE_KEYS) or any(key.startswith(f"adversarial.options.{m}.") for m in gained):
             continue
-        before, now = saved.get(key), new.get(key)
+        before, now = saved[key] if key in saved else defaults.get(key), new.get(key)
         if key == "train.seeds" and isinstance(before, int) and isinstance(now, int) and now >= before:
             continue
         # More methods may join a comparison; a one-method run keeps its seeds at the top, so it cannot grow.
@@ -209,6 +228,8 @@ def summarize(prep: Prepared, method: str, results: list[SeedResult]) -> dict[st
         # the extra dev sets at the checkpoint the dev set chose: MNLI's mismatched beside its matched
         **({"extra_dev": {name: {**spread([r.best[f"{name}_{metric}"] for r in results]), "examples": len(data)}
                           for name, data in prep.extra_dev.items()}} if prep.extra_dev else {}),
+        # the update early stopping ended each seed at (null: it ran every update)
+        **({"stopped_at": {str(r.seed): r.stopped_at for r in results}} if prep.cfg.train.patience else {}),
     }
 
 
@@ -231,9 +252,12 @@ def plot(prep: Prepared, histories: dict[str, list[list[dict[str, float]]]], roo
             for seed, run in zip(prep.cfg.seeds(), runs):
                 series[f"{name}, seed {seed}"] = [(h["epoch"], h[metric]) for h in run]
         else:
-            points = zip(*runs)  # the same evaluation schedule in every seed
+            # the same evaluation schedule in every seed, each point the mean of the seeds that reached it
+            # (early stopping ends seeds at different evaluations)
+            longest = max(runs, key=len)
             series[f"{name} (mean of {len(runs)} seeds)"] = [
-                (p[0]["epoch"], statistics.fmean(h[metric] for h in p)) for p in points]
+                (point["epoch"], statistics.fmean(run[i][metric] for run in runs if len(run) > i))
+                for i, point in enumerate(longest)]
     metric_per_epoch(series, root / f"dev_{metric}_per_epoch.png", f"dev {metric}",
                      f"{prep.task.name}: dev {metric} per epoch")
 

@@ -2,7 +2,8 @@
 
 build the classifier -> DeepSpeed engine -> Target + method -> per update (EngineTrainer.update): the method's
 loss on every micro-batch (forward, adversarial part), its backward, the engine's step -> dev evaluation every epoch (or `eval_every`),
-the best state by the task metric kept -> the best state restored, evaluated clean and under attack.
+the best state by the task metric kept, the seed stopped early when `train.patience` evaluations gained
+nothing -> the best state restored, evaluated clean and under attack.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from alum.config import to_dict
 from alum.training import distributed, rng
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, say
+from alum.training.recompute import enable_gradient_checkpointing
 from alum.finetune.data import Collator, Encoded
 from alum.finetune.task_types import task_type
 from alum.finetune.evaluate import evaluate
 from alum.finetune.model import full_weights
 from alum.finetune.prepare import Prepared
+from alum.finetune.stopping import EarlyStop
 
 
 @dataclass
@@ -42,20 +45,23 @@ class SeedResult:
     best: dict[str, float]
     best_update: int
     best_epoch: float
-    updates: int
+    updates: int  # planned; with early stopping the seed may end at `stopped_at`
     seconds_per_update: float  # median wall time of an update (robust to other work on the machine)
     adv_seconds_per_update: float  # spent on the adversarial term (StepReport.adv_seconds: not the loop's backward)
     adv_skipped: int  # adversarial terms dropped for a non-finite ascent gradient
     initialised: list[str]  # weights the model directory did not hold (the new classification head)
     history: list[dict[str, float]] = field(default_factory=list)  # {"update", "epoch", dev metrics} per evaluation
+    stopped_at: int | None = None  # the update early stopping ended the seed at (None: it ran to `updates`)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SeedResult:
-        """The inverse of to_dict (a result.json read back on resume); a missing field raises KeyError."""
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        """The inverse of to_dict (a result.json read back on resume); a missing field raises KeyError, unless it
+        has a default (a field added since that result.json was written)."""
+        fields = [f for f in dataclasses.fields(cls) if f.name in data or f.default is dataclasses.MISSING]
+        return cls(**{f.name: data[f.name] for f in fields})
 
 
 @dataclass
@@ -78,6 +84,8 @@ def build_run(prep: Prepared, method_name: str, seed: int) -> Run:
     rng.seed_everything(seed)  # before the model: the new head is drawn from this seed
     kind = task_type(task)
     model, initialised = kind.load_model(prep.model_dir, task)
+    if cfg.train.gradient_checkpointing:
+        enable_gradient_checkpointing(model, prep.model_dir)
     if initialised:
         say(f"{prep.model_dir}: newly initialised (not in the directory): {', '.join(initialised)}")
     forward = kind.forward(model, task)
@@ -109,6 +117,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
     best: dict[str, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_update, history, seconds, adv_seconds = 0, [], [], []
+    stopper, stopped_at = EarlyStop(cfg.train.patience, cfg.train.min_delta), None
     bar = progress_bar(total, f"{method_name} seed {seed}")
 
     for update in range(1, total + 1):
@@ -135,6 +144,13 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
                 best, best_update = metrics, update
                 with full_weights(engine):
                     best_state = {k: v.detach().cpu().clone() for k, v in engine.module.state_dict().items()}
+            # every rank evaluated the same weights on the whole dev set, but one rank leaving the loop alone
+            # would hang the others' collectives: the decision is taken together
+            if distributed.any_rank(stopper.observe(metrics[task.metric], update), engine.device) and update < total:
+                stopped_at = update
+                say(stopper.message(update))
+                log.log(update, {"stopped_at": update}, console=False)
+                break
     bar.close()
 
     # The best checkpoint, judged once more: clean, and under the embedding attack.
@@ -152,7 +168,7 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
         method=method_name, seed=seed, best=final, best_update=best_update, best_epoch=best_update / per_epoch,
         updates=total, seconds_per_update=statistics.median(warm),
         adv_seconds_per_update=statistics.median(adv_seconds[len(adv_seconds) - len(warm):]),
-        adv_skipped=run.method.skipped_total, initialised=run.initialised, history=history,
+        adv_skipped=run.method.skipped_total, initialised=run.initialised, history=history, stopped_at=stopped_at,
     )
     if on_best is not None:
         with full_weights(engine):

@@ -118,6 +118,9 @@ class PretrainConfig:
     save_every: int = 500
     keep_checkpoints: int = 2
     max_bad_steps: int = 20  # consecutive skipped updates (non-finite loss) that stop the run
+    # Recompute each layer's activations in the backward instead of keeping them: less memory, about one more
+    # forward of time, the same weights to float rounding (as train.gradient_checkpointing in fine-tuning).
+    gradient_checkpointing: bool = False
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)

@@ -16,7 +16,7 @@ import contextlib
 import io
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -24,8 +24,10 @@ import torch
 from alum.config import load_config
 from alum.errors import UserError, writing
 from alum.io.hf_dirs import load_tokenizer, quiet_transformers, save_tokenizer_for
+from alum.io.model_card import ModelCard, write_card
 from alum.io.publish import check_directory, publish, staging
 from alum.training.checkpoint import ENGINE_TAG, Checkpointer
+from alum.pretrain.card import pretrain_card
 from alum.pretrain.config import PretrainConfig
 
 # The module states file of rank 0: under ZeRO 0-2 it holds the weights, under ZeRO-3 placeholders.
@@ -44,12 +46,14 @@ def save_run_tokenizer(model, tokenizer, run: Path) -> None:
         save_tokenizer_for(model, tokenizer, staged)
 
 
-def write_hf_dir(module, tokenizer, target: Path) -> None:
-    """`module` and `tokenizer` as a plain HF directory at `target`, put in place whole (an earlier one there is
-    replaced only once the new one is complete)."""
+def write_hf_dir(module, tokenizer, target: Path, card: Callable[[Path], ModelCard] | None = None) -> None:
+    """`module` and `tokenizer` as a plain HF directory at `target` with the model card `card(staged directory)`
+    makes, put in place whole (an earlier one there is replaced only once the new one is complete)."""
     with _whole(target, "the model") as staged, quiet_transformers():
         module.save_pretrained(staged, safe_serialization=True)
         save_tokenizer_for(module, tokenizer, staged)
+        if card is not None:  # it reads the saved weights: their family and size
+            write_card(staged, card(staged))
 
 
 @contextlib.contextmanager
@@ -76,7 +80,8 @@ def export_checkpoint(checkpoint: str | Path, output: str | Path, overwrite: boo
     tokenizer, source = run_tokenizer(cfg, run)
     model = architecture(cfg, tokenizer)
     load_weights(model, engine_weights(checkpoint), checkpoint, source)
-    write_hf_dir(model, tokenizer, output)
+    step = int(checkpoint.name.split("-")[-1]) if checkpoint.name.split("-")[-1].isdigit() else 0
+    write_hf_dir(model, tokenizer, output, lambda staged: pretrain_card(cfg, staged, step, run))
     return output
 
 

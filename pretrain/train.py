@@ -29,6 +29,8 @@ from alum.training import distributed, rng
 from alum.training.checkpoint import Checkpointer
 from alum.training.engine import EngineTrainer, build_engine
 from alum.training.metrics import MetricsLog, progress_bar, read_metrics, say
+from alum.training.recompute import enable_gradient_checkpointing
+from alum.pretrain.card import pretrain_card
 from alum.pretrain.config import PretrainConfig
 from alum.pretrain.data import MaskedBatches, batch_order, build_blocks, check_data, fixed_validation_batches
 from alum.pretrain.export import save_run_tokenizer, write_hf_dir
@@ -58,6 +60,8 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     rng.seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.data.tokenizer, "data.tokenizer")
     model, origin = load_model(cfg.model, tokenizer, cfg.data.block_size)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model, cfg.model.path or f"model.preset {cfg.model.preset}", "gradient_checkpointing")
     size = f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     blocks = build_blocks(cfg.data, tokenizer, cfg.masking.whole_word)
     masked = MaskedBatches(tokenizer, cfg.masking, seed=cfg.seed)
@@ -163,7 +167,7 @@ def run(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> d
     # ---- the end: a checkpoint, the HF export, the loss curve ----
     save(step)
     export = output / "final"
-    export_hf(engine, tokenizer, export)
+    export_hf(engine, tokenizer, export, lambda staged: pretrain_card(cfg, staged, step, output))
     final = {}
     if distributed.is_main():
         records = read_metrics(output / "metrics.jsonl")
@@ -294,8 +298,8 @@ class Window:
         return metrics
 
 
-def export_hf(engine, tokenizer, path: Path) -> None:
-    """The final model as a plain HF directory (weights gathered from every rank under ZeRO-3)."""
+def export_hf(engine, tokenizer, path: Path, card) -> None:
+    """The final model as a plain HF directory with its card (weights gathered from every rank under ZeRO-3)."""
     import deepspeed
 
     module = engine.module
@@ -303,7 +307,7 @@ def export_hf(engine, tokenizer, path: Path) -> None:
     params = list(module.parameters()) if zero3 else []
     with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
         if distributed.is_main():
-            write_hf_dir(module, tokenizer, path)
+            write_hf_dir(module, tokenizer, path, card)
     distributed.barrier()
 
 

@@ -28,6 +28,8 @@ FLAGS = [
     Flag("--attack-norm", "attack.norm", "l2 or linf", metavar="NORM"),
     Flag("--attack-level", "attack.level", "token or example", metavar="LEVEL"),
     Flag("--no-attack", "attack.enabled", "clean evaluation only", const=False),
+    Flag("--gradient-checkpointing", "train.gradient_checkpointing",
+         "recompute activations in the backward: less memory, more time", const=True),
     Flag("--deepspeed", "engine.deepspeed", "a DeepSpeed JSON config, or a shipped one's name (zero2, bf16, ...)",
          metavar="JSON"),
 ]

@@ -55,6 +55,7 @@ class AdversarialTrainer(Trainer):
         if self.method.backward_passes > 1 and self.is_deepspeed_enabled:
             raise UserError(f"AdversarialTrainer: '{adversarial}' calls backward once per pass, and under DeepSpeed "
                             "accelerate steps the optimizer inside every backward; use a single-pass method")
+        _non_reentrant_checkpointing(self.args, adversarial)
         self.adversarial_forward = adversarial_forward or model_forward
         config = getattr(self.model, "config", None)
         regression = config is not None and (config.problem_type == "regression" or config.num_labels == 1)
@@ -121,6 +122,23 @@ class AdversarialTrainer(Trainer):
             logs["adv_skipped"] = self.method.skipped_total
             self._reports = []
         super().log(logs, *args, **kwargs)
+
+
+def _non_reentrant_checkpointing(args, method: str) -> None:
+    """With the Trainer's gradient checkpointing on, make it the non-reentrant kind. The methods' ascent takes
+    `torch.autograd.grad` with respect to delta, which reentrant checkpointing refuses (and transformers 4
+    defaulted to reentrant); one the user asked for by name is refused here, in one line, not mid-step."""
+    # transformers 5.25 renamed the arguments (the old names are aliases); 4.x has only the old ones
+    on = getattr(args, "activation_checkpointing", None) or getattr(args, "gradient_checkpointing", False)
+    name = "activation_checkpointing_kwargs" if hasattr(args, "activation_checkpointing_kwargs") \
+        else "gradient_checkpointing_kwargs"
+    kwargs = dict(getattr(args, name, None) or {})
+    if not on or method == "none":
+        return
+    if kwargs.get("use_reentrant"):
+        raise UserError(f"AdversarialTrainer: '{method}' takes gradients with respect to its perturbation, which "
+                        f"reentrant checkpointing cannot give: drop use_reentrant from {name}")
+    setattr(args, name, {**kwargs, "use_reentrant": False})
 
 
 class _Backward:

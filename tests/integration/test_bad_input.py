@@ -511,6 +511,13 @@ ROWS: list[Row] = [
         "data.max_seq_len is 100 but the model in"),
     Row("finetune", "attack-eps-negative", lambda w: ["--attack-eps", -1], "attack.eps must be at least 0, got -1.0"),
     Row("finetune", "warmup-negative", lambda w: ["optim.warmup=-0.5"], "optim.warmup"),
+    Row("finetune", "patience-negative", lambda w: ["train.patience=-1"], "train.patience must be at least 0, got -1"),
+    Row("finetune", "min-delta-negative", lambda w: ["train.min_delta=-0.01"],
+        "train.min_delta must be at least 0, got -0.01"),
+    Row("finetune", "gradient-checkpointing-unsupported",
+        lambda w: ["--gradient-checkpointing", "--model", no_checkpointing(w)],
+        "{w.tmp}/in/no-gc: AlbertForSequenceClassification does not support gradient checkpointing "
+        "(supports_gradient_checkpointing is False); set train.gradient_checkpointing=false"),
     Row("finetune", "unknown-method", lambda w: ["--method", "none,fgmm"], "adversarial.method: unknown method 'fgmm'"),
     Row("finetune", "unknown-method-option", lambda w: ["adversarial.options.smart.alpah=2"],
         "unknown key 'adversarial.options.smart.alpah' (did you mean 'alpha'?)"),
@@ -682,6 +689,21 @@ def bare_model(w: W) -> Path:
     bare.mkdir(parents=True)
     shutil.copy(w.model / "config.json", bare / "config.json")
     return bare
+
+
+def no_checkpointing(w: W) -> Path:
+    """A tiny ALBERT (a family transformers gives no gradient checkpointing) with the tiny BERT's tokenizer."""
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    folder = w.tmp / "in" / "no-gc"
+    bert = json.loads((w.model / "config.json").read_text())
+    AlbertForMaskedLM(AlbertConfig(vocab_size=bert["vocab_size"], pad_token_id=bert["pad_token_id"], hidden_size=32,
+                                   num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                                   embedding_size=16, max_position_embeddings=64)).save_pretrained(folder)
+    for path in w.model.iterdir():
+        if path.name.startswith(("tokenizer", "special_tokens", "vocab", "merges")):
+            shutil.copy(path, folder / path.name)
+    return folder
 
 
 def without_tokenizer(w: W, model: Path) -> Path:

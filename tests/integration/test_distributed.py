@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from alum.adversarial import METHODS
 from support.data import sst2_subset
 from support.paths import REPO
-from support.pretrain import assert_same_state, checkpoint_contents, pretrain_args
+from support.pretrain import assert_same_files, assert_same_state, checkpoint_contents, pretrain_args
 from support.processes import TIMEOUT, free_port, kill_group, launch, launch_env, one, two
 
 pytestmark = pytest.mark.slow  # several processes per test
@@ -90,10 +90,7 @@ def test_export_of_a_two_process_checkpoint_is_the_engine_in_one_process(runs, s
     exported = AutoModelForMaskedLM.from_pretrained(tmp_path / "6").state_dict()
     for key, tensor in masters.items():
         assert exported[key].dtype == tensor.dtype and torch.equal(exported[key], tensor), key
-    final = runs[f"zero{stage}"] / "final"
-    assert sorted(p.name for p in (tmp_path / "8").iterdir()) == sorted(p.name for p in final.iterdir())
-    for path in final.iterdir():
-        assert (tmp_path / "8" / path.name).read_bytes() == path.read_bytes(), path.name
+    assert_same_files(tmp_path / "8", runs[f"zero{stage}"] / "final")
 
 
 def test_export_of_a_zero3_checkpoint_missing_a_rank_is_one_line(runs, tmp_path, capsys):

@@ -123,3 +123,40 @@ def test_cut_passes_train_under_ddp_as_without_it(tmp_path):
         assert results["plain"][name]["wrapper"] != "DistributedDataParallel"
         for key, plain in results["plain"][name]["weights"].items():
             assert torch.allclose(plain, results["ddp"][name]["weights"][key], atol=1e-6, rtol=0), (name, key)
+
+
+def test_the_trainers_gradient_checkpointing_is_made_non_reentrant_and_trains_alike(tmp_path):
+    """TrainingArguments(gradient_checkpointing=True), as an HF user sets it: the ascent reaches delta (the
+    reentrant kind would refuse its autograd.grad), and SMART trains as without it, to float32 rounding."""
+    def run(path, **extra):
+        model = tiny(dropout=0.1)
+        model.accepts_loss_kwargs = False
+        trainer = AdversarialTrainer(model=model, args=arguments(path, **extra), train_dataset=Examples(),
+                                     adversarial="smart", adversarial_options={"constraint": "project", "eps": 0.05})
+        trainer.train()
+        return trainer, model
+
+    trainer, checkpointed = run(tmp_path / "gc", gradient_checkpointing=True)
+    assert checkpointed.is_gradient_checkpointing
+    assert all(h["delta_norm"] > 0 for h in trainer.state.log_history if "loss" in h)
+    _, plain = run(tmp_path / "plain")
+    for (name, a), b in zip(plain.state_dict().items(), checkpointed.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)  # Adam steps of lr 1e-3: see test_recompute
+    with pytest.raises(UserError, match="drop use_reentrant"):
+        AdversarialTrainer(model=tiny(), train_dataset=Examples(), adversarial="smart",
+                           args=arguments(tmp_path, gradient_checkpointing=True,
+                                          gradient_checkpointing_kwargs={"use_reentrant": True}))
+
+
+def test_the_trainers_early_stopping_callback_stops_the_drop_in(tmp_path):
+    from transformers import EarlyStoppingCallback
+
+    model = tiny()
+    model.accepts_loss_kwargs = False
+    args = arguments(tmp_path, max_steps=20, eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1,
+                     load_best_model_at_end=True, metric_for_best_model="flat", greater_is_better=True)
+    trainer = AdversarialTrainer(model=model, args=args, train_dataset=Examples(), eval_dataset=Examples(8),
+                                 compute_metrics=lambda _: {"flat": 0.5}, adversarial="fgm",
+                                 callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])
+    trainer.train()
+    assert trainer.state.global_step == 3  # the first evaluation sets the bar, two more bring nothing

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from alum.adversarial import ForwardOutput
@@ -19,8 +20,9 @@ from alum.errors import UserError
 from alum.pretrain import train as pretrain_train
 from alum.pretrain.export import export_checkpoint
 from alum.pretrain.config import PretrainConfig
+from alum.training.metrics import read_metrics
 from support.paths import REPO
-from support.pretrain import assert_same_state, checkpoint_contents, tiny_config
+from support.pretrain import assert_same_files, assert_same_state, checkpoint_contents, tiny_config
 
 
 def final_weights(cfg: PretrainConfig) -> dict[str, torch.Tensor]:
@@ -625,10 +627,18 @@ def assert_export_is_the_engine(export: Path, engine: dict[str, torch.Tensor]) -
         assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key
 
 
-def assert_same_files(a: Path, b: Path) -> None:
-    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
-    for path in b.iterdir():
-        assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+def check_card(directory: Path, run: Path, step: int, command: str | None = None) -> None:
+    """The card of a pretraining export: front matter the Hub reads, the schedule, the step, the last
+    validation loss the run logged at or before `step`, and the command that made it."""
+    text = (directory / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(text.split("---\n")[1])
+    # no base_model: the model was built from scratch; the method's tag is alum's own name, given once
+    assert front == {"library_name": "transformers", "pipeline_tag": "fill-mask", "tags": ["alum"]}
+    assert f"weights at step {step} of 6" in text and "then `alum` for steps 4-6 (adversarial.start_step=3)" in text
+    validation = [r for r in read_metrics(run / "metrics.jsonl") if "val_loss" in r and r["step"] <= step][-1]
+    assert f"- val_loss: {validation['val_loss']:.6g}" in text and f"- step: {validation['step']}" in text
+    if command is not None:
+        assert f"- command: `{command}`" in text
 
 
 def exported_last_is_final(tmp_path, tokenizer_dir, small_corpus, **overrides) -> Path:
@@ -657,6 +667,8 @@ def test_export_of_any_checkpoint_is_the_engine_at_that_step(tmp_path, tokenizer
     assert main(["export", str(checkpoints / "step-00000004"), "--output", str(mid)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == \
         f"exported {checkpoints / 'step-00000004'} to {mid} (AutoModelForMaskedLM / AutoTokenizer)"
+    check_card(mid, Path(cfg.output), 4, f"alum export {checkpoints / 'step-00000004'} --output {mid}")
+    check_card(final, Path(cfg.output), 6)  # the run was started in this process without the CLI
     assert_export_is_the_engine(mid, module_weights(checkpoints / "step-00000004"))
     assert not torch.equal(load_file(mid / "model.safetensors")["bert.embeddings.word_embeddings.weight"],
                            final_weights(cfg)["bert.embeddings.word_embeddings.weight"])  # two steps apart
@@ -712,7 +724,7 @@ def moved_run_exports_with_its_own_tokenizer(run: Path, tmp_path: Path, exported
     config["data"]["tokenizer"] = str(tmp_path / "gone")
     (moved / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["export", str(moved / "checkpoints" / "step-00000004"), "--output", str(tmp_path / "again")]) == 0
-    assert_same_files(tmp_path / "again", exported)
+    assert_same_files(tmp_path / "again", exported, same_run=False)
 
     shutil.rmtree(moved / "tokenizer")
     other = build_tokenizer(tmp_path / "other-tok", sst2_lines(200), vocab=300)
@@ -776,3 +788,25 @@ def test_wandb_logs_offline_by_default(tmp_path, tokenizer_dir, small_corpus, mo
     assert not list((Path(cfg.output) / "wandb").glob("run-*")), "an online run directory was made"
     runs = list((Path(cfg.output) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_gradient_checkpointing_pretrains_the_same_model(tmp_path, tokenizer_dir, small_corpus, monkeypatch):
+    """`gradient_checkpointing: true` through masked LM and ALUM: the same final weights to float32 rounding
+    (tests/unit/training/test_recompute.py has the arithmetic)."""
+    enabled, real = [], pretrain_train.enable_gradient_checkpointing
+
+    def spy(model, *args):
+        real(model, *args)
+        enabled.append(model.is_gradient_checkpointing)
+
+    monkeypatch.setattr(pretrain_train, "enable_gradient_checkpointing", spy)
+    finals = []
+    for name, on in (("plain", "false"), ("checkpointed", "true")):
+        cfg = tiny_config(tmp_path / name, tokenizer_dir, small_corpus, max_steps=4, gradient_checkpointing=on,
+                          **{"adversarial.start_step": 2})
+        pretrain_train.run(cfg)
+        finals.append(final_weights(cfg))
+    assert enabled == [True]  # the second run only
+    for key, tensor in finals[0].items():
+        # four Adam steps of lr 1e-3 from gradients equal to float32 rounding: far inside 1e-5
+        torch.testing.assert_close(finals[1][key], tensor, rtol=1e-5, atol=1e-5, msg=key)

@@ -63,3 +63,18 @@ def assert_same_state(a, b, where: str = "") -> None:
         assert_same_state(vars(a), vars(b), where)
     else:
         assert a == b, f"{where}: {a!r} vs {b!r}"
+
+
+def assert_same_files(a: Path, b: Path, same_run: bool = True) -> None:
+    """The same files, byte for byte; the model cards up to their provenance (the command and the date), and
+    not at all for exports of one checkpoint from two places (`same_run` False: a card names its run)."""
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    for path in b.iterdir():
+        if path.name == "README.md":
+            assert card_body(a) == card_body(b) or not same_run
+        else:
+            assert (a / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def card_body(directory: Path) -> str:
+    return (directory / "README.md").read_text(encoding="utf-8").split("## Provenance")[0]

@@ -75,3 +75,16 @@ def test_every_method_option_is_checked_as_the_config_loads():
         load_finetune_config("sst2", ["model=x", "adversarial.options.alum.alpha=-1"])
     with pytest.raises(UserError, match="engine.deepspeed: smart cannot run under ZeRO stage 3"):
         load_finetune_config("sst2", ["model=x", "adversarial.method=none,smart", "engine.deepspeed=zero3"])
+
+
+def test_early_stopping_and_checkpointing_keys_default_off_and_are_checked():
+    paths = {"model": "m", "data.train_file": "t.tsv", "data.dev_file": "d.tsv"}
+    cfg = load_finetune_config("sst2", [], paths)
+    assert (cfg.train.patience, cfg.train.min_delta, cfg.train.gradient_checkpointing) == (0, 0.0, False)
+    cfg = load_finetune_config("sst2", ["train.patience=3", "train.min_delta=0.01"],
+                               {**paths, "train.gradient_checkpointing": True})
+    assert (cfg.train.patience, cfg.train.min_delta, cfg.train.gradient_checkpointing) == (3, 0.01, True)
+    for bad, says in (("train.patience=-1", "train.patience must be at least 0"),
+                      ("train.min_delta=-0.5", "train.min_delta must be at least 0")):
+        with pytest.raises(UserError, match=says):
+            load_finetune_config("sst2", [bad], paths)

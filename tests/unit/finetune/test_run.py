@@ -139,7 +139,7 @@ def sweep(tmp_path, monkeypatch, finished: dict[int, float], values: dict[int, f
         return done
 
     monkeypatch.setattr(finetune_run, "train_seed", fake_train)
-    monkeypatch.setattr(finetune_run, "export", lambda model, tok, task, directory: exported.append(
+    monkeypatch.setattr(finetune_run, "export", lambda model, tok, task, directory, card=None: exported.append(
         (directory.name, model)))
     results = finetune_run.run_method(prep, "smart", tmp_path, resume=True)
     return results, trained, exported
@@ -173,3 +173,15 @@ def test_the_summary_table_shows_a_spread_only_over_several_seeds(tmp_path):
     lines = finetune_run.table(prep, {"smart": one, "none": two}).splitlines()
     assert lines[1].split()[:3] == ["smart", "0.7500", "0.3750"]  # dev and attack, no "± 0.0000" for one seed
     assert lines[2].split()[:3] == ["none", "0.6250±0.1768", "0.3125±0.0884"]
+
+
+def test_a_config_saved_before_a_key_existed_resumes_with_its_default(tmp_path):
+    """train.patience and friends came later: a config.yaml without them was a run with their defaults."""
+    root = saved(tmp_path)
+    data = yaml.safe_load((root / "config.yaml").read_text())
+    for key in ("patience", "min_delta", "gradient_checkpointing"):
+        del data["train"][key]
+    (root / "config.yaml").write_text(yaml.safe_dump(data))
+    finetune_run.check_resumable(config(root), root)
+    finetune_run.check_resumable(config(root, "train.gradient_checkpointing=true"), root)  # memory, not results
+    assert refused_at(root, "train.patience=2") == "train.patience"

@@ -10,6 +10,7 @@ from alum.config import to_dict
 from alum.io.model_card import ModelCard, bullets, code, figure, size, weights_summary, yaml_block
 from alum.finetune.config import AttackConfig
 from alum.finetune.prepare import Prepared
+from alum.finetune.task_types import task_type
 from alum.finetune.train import SeedResult
 
 
@@ -36,11 +37,18 @@ def finetune_card(prep: Prepared, method: str, directory: Path, result: SeedResu
             "early stopping": f"patience {train.patience}, min_delta {train.min_delta}" if train.patience else "off",
             "gradient checkpointing": "on" if train.gradient_checkpointing else "off"})),
         ("Dev metrics", dev_metrics(result, summary, task.metric, cfg.attack)),
-        ("Data", bullets({"training file": code(cfg.data.train_file), "dev file": code(cfg.data.dev_file),
-                          "training examples": len(prep.train), "dev examples": len(prep.dev)})),
+        ("Data", bullets({**sources(cfg.data), "training examples": len(prep.train), "dev examples": len(prep.dev)})),
     ]
-    return ModelCard(title=f"{task.name}: fine-tuned with {method}", pipeline_tag="text-classification",
+    return ModelCard(title=f"{task.name}: fine-tuned with {method}", pipeline_tag=task_type(task).pipeline_tag,
                      tags=["alum", method, task.name], sections=sections)
+
+
+def sources(data) -> dict[str, str]:
+    """Where the rows came from: the dataset and its splits, or the files."""
+    if data.dataset:
+        name = data.dataset + (f" ({data.dataset_config})" if data.dataset_config else "")
+        return {"dataset": code(name), "splits": f"{data.train_split}, {data.dev_split}"}
+    return {"training file": code(data.train_file), "dev file": code(data.dev_file)}
 
 
 def dev_metrics(result: SeedResult, summary: dict[str, Any] | None, metric: str, attack: AttackConfig) -> list[str]:

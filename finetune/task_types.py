@@ -21,6 +21,7 @@ from alum.finetune.tasks import TaskConfig
 
 class TaskType:
     name: str
+    pipeline_tag: str  # the transformers pipeline an exported model serves (its model card says it)
 
     def load_model(self, model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
         """The model with a head sized for the task, and the names of the weights newly initialised."""
@@ -72,6 +73,7 @@ class SequenceClassification(TaskType):
     """One class (or a score, for regression) per example: the GLUE tasks."""
 
     name = "sequence_classification"
+    pipeline_tag = "text-classification"
 
     def load_model(self, model_dir, task):
         from alum.finetune.model import load_classifier

@@ -75,6 +75,7 @@ def tag_metrics(logits: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict
 
 class TokenClassification(TaskType):
     name = "token_classification"
+    pipeline_tag = "token-classification"
 
     def load_model(self, model_dir, task):
         return load_tagger(model_dir, task)

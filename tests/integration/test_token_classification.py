@@ -50,6 +50,8 @@ def test_the_export_is_a_plain_hf_tagger(trained):
     assert model.config.label2id["O"] == 0
     task = json.loads((out / "none" / "best" / "alum_task.json").read_text())
     assert task["type"] == "token_classification" and task["labels"][0] == "O"
+    card = (out / "none" / "best" / "README.md").read_text()
+    assert "pipeline_tag: token-classification" in card  # the pipeline that serves a tagger, not a classifier
 
 
 def test_evaluate_a_tagger_clean_and_attacked(trained, capsys):

@@ -3,7 +3,7 @@ loaded, how files are read, checked and encoded, how batches are padded, the for
 calls, the divergence its label-free methods compare outputs with, and the metrics.
 
 The training loop, the evaluation and `alum evaluate` ask `task_type(task)` and never branch on the type, so
-a new type (question answering) plugs in as one more class here.
+a new type plugs in as one more class here (question answering did: `question_answering.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from alum.finetune.tasks import TaskConfig
 
 class TaskType:
     name: str
+    needs_labels = True  # a label set to size the head (question answering has none)
 
     def load_model(self, model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
         """The model with a head sized for the task, and the names of the weights newly initialised."""
@@ -110,7 +111,9 @@ class SequenceClassification(TaskType):
 
 
 def task_type(task: TaskConfig) -> TaskType:
+    from alum.finetune.question_answering import QuestionAnswering
     from alum.finetune.token_classification import TokenClassification
 
-    types: dict[str, type[TaskType]] = {t.name: t for t in (SequenceClassification, TokenClassification)}
+    types: dict[str, type[TaskType]] = {t.name: t for t in (SequenceClassification, TokenClassification,
+                                                            QuestionAnswering)}
     return types[task.type]()

@@ -96,8 +96,8 @@ def encode_windows(split: QASplit, task: TaskConfig, tokenizer, max_len: int) ->
     try:
         feats = qa_features.encode(split.data.examples, tokenizer, max_length=max_len, stride=task.stride,
                                    max_query_length=task.max_query_length, training=split.training)
-    except UserError as err:  # the window sizes are the task's and data's keys: name them
-        raise UserError(f"{split.path}: {err} (data.max_seq_len, task.max_query_length, task.stride)") from None
+    except UserError as err:  # the window's sizes are keys of the config: name them
+        raise UserError(f"{split.path}: {err} (the keys: max_seq_len, task.max_query_length, task.stride)") from None
     if feats.dropped:
         say(f"warning: {split.path}: {len(feats.dropped)} answerable questions have no answer matching their "
             f"context (first: {feats.dropped[0]!r}); they are not trained on")

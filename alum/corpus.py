@@ -1,7 +1,9 @@
 """Reading text corpora, shared by the tokenizer and pretrain stages.
 
 Inputs are files, globs or directories; plain text (one document or sentence per line), JSON lines, CSV,
-TSV or parquet with a named text column; any of the text formats may be gzip-compressed (`.gz`). Reading
+TSV, parquet or arrow with a named text column; any of the text formats may be gzip-compressed (`.gz`). A
+folder written by `datasets`' `save_to_disk` is read as the dataset it holds (a DatasetDict's split chosen by
+name, `train` by default): its arrow files, in their order. Reading
 is streamed line by line, so memory does not grow with the corpus. Bad bytes are skipped and counted, or
 stop the run at the first one with its file and line (`strict`). An optional `progress` callback hears how
 many bytes of the files on disk have been read, so a progress bar can show a true total, compressed or not.
@@ -20,8 +22,9 @@ from pathlib import Path
 
 from alum.errors import UserError
 
-FORMATS = ("text", "jsonl", "csv", "tsv", "parquet")
-_SUFFIX_FORMAT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+FORMATS = ("text", "jsonl", "csv", "tsv", "parquet", "arrow")
+_SUFFIX_FORMAT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet",
+                  ".arrow": "arrow"}
 
 
 @dataclass
@@ -40,14 +43,18 @@ PROGRESS_CHUNK = 1 << 20
 Progress = Callable[[int], None]
 
 
-def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Path]:
-    """Expand files, globs and directories (recursively, sorted) into a list of files."""
+def resolve_files(specs: Sequence[str | Path], what: str = "corpus", split: str = "train",
+                  split_key: str = "the split") -> list[Path]:
+    """Expand files, globs and directories (recursively, sorted) into a list of files; a `save_to_disk`
+    folder into the arrow files of its dataset (of its `split`, named by `split_key`, for a DatasetDict)."""
     if not specs:
         raise UserError(f"no {what} files given")
     files: list[Path] = []
     for spec in specs:
         path = Path(spec)
-        if path.is_dir():
+        if path.is_dir() and saved_dataset(path):
+            files.extend(saved_arrow_files(path, split, split_key))
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
             if not found:
                 raise UserError(f"{what} directory '{spec}' has no files")
@@ -62,13 +69,37 @@ def resolve_files(specs: Sequence[str | Path], what: str = "corpus") -> list[Pat
         else:
             raise UserError(f"{what} path '{spec}' not found")
     for folder in dict.fromkeys(f.parent for f in files):
-        if saved_dataset(folder):
-            raise UserError(
-                f"'{folder}' is a `datasets` dataset saved with save_to_disk, not {what} files: alum reads text, "
-                "JSON lines, CSV, TSV and parquet files; write its text column to one first "
-                f"(datasets.load_from_disk('{folder}').to_parquet('{what}.parquet'))"
-            )
+        if saved_dataset(folder) and any(f.parent == folder and f.suffix == ".json" for f in files):
+            # a directory walked file by file reached a saved dataset's JSON: name the folder itself
+            raise UserError(f"'{folder}' is a `datasets` dataset saved with save_to_disk: name the folder itself "
+                            f"among the {what} paths, not the files in it")
     return files
+
+
+def saved_arrow_files(folder: Path, split: str, split_key: str) -> list[Path]:
+    """The arrow files of a `save_to_disk` folder, in the dataset's row order (its state.json lists them)."""
+    if (folder / "dataset_dict.json").is_file():
+        splits = _json_file(folder / "dataset_dict.json").get("splits", [])
+        if split not in splits:
+            raise UserError(f"{folder}: no split '{split}' ({split_key}); the dataset holds {', '.join(splits)}")
+        folder = folder / split
+    state = _json_file(folder / "state.json")
+    names = [entry.get("filename") for entry in state.get("_data_files", []) if isinstance(entry, dict)]
+    missing = [n for n in names if not n or not (folder / n).is_file()]
+    if not names or missing:
+        raise UserError(f"{folder / 'state.json'}: lists no arrow file, or one that is missing "
+                        f"({missing[0] if missing and missing[0] else 'none listed'}): save the dataset again")
+    return [folder / n for n in names]
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable JSON file ({err}); is this a save_to_disk folder?") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object; is this a save_to_disk folder?")
+    return data
 
 
 def saved_dataset(folder: Path) -> bool:
@@ -201,6 +232,8 @@ def _read(path: Path, column: str, strict: bool, stats: ReadStats, progress: Pro
             raise UserError(f"{path}: no '{column}' column (columns: {', '.join(reader.fieldnames or [])})")
         for row in reader:
             yield row[column] or ""
+    elif kind == "arrow":
+        yield from _read_arrow(path, column, progress)
     else:
         yield from _read_parquet(path, column, progress)
 
@@ -226,6 +259,33 @@ def _read_parquet(path: Path, column: str, progress: Progress | None = None) -> 
             yield "" if value is None else str(value)
         done += batch.num_rows  # parquet is decoded a batch at a time: progress by rows, in bytes of the file
         meter.advance(meter.size * done // rows)
+    meter.finish()
+
+
+def _read_arrow(path: Path, column: str, progress: Progress | None = None) -> Iterator[str]:
+    """An Arrow IPC file: the stream format `datasets` writes (save_to_disk, its cache), or the file format."""
+    import pyarrow as pa
+
+    try:
+        source = pa.memory_map(str(path))
+        try:
+            reader = pa.ipc.open_stream(source)
+        except pa.ArrowInvalid:
+            source.seek(0)
+            reader = pa.ipc.open_file(source)
+            reader = (reader.get_batch(i) for i in range(reader.num_record_batches)), reader.schema
+        else:
+            reader = iter(reader), reader.schema
+    except Exception as err:  # pyarrow raises its own error types for a bad file
+        raise UserError(f"{path}: not a readable arrow file ({err})") from None
+    batches, schema = reader
+    if column not in schema.names:
+        raise UserError(f"{path}: no '{column}' column (columns: {', '.join(schema.names)})")
+    meter = _DiskMeter(path, progress)
+    for batch in batches:
+        for value in batch.column(column).to_pylist():
+            yield "" if value is None else str(value)
+        meter.advance(source.tell())  # the map's position: how far into the file the batches have come
     meter.finish()
 
 
@@ -331,6 +391,7 @@ __all__ = [
     "line_number",
     "read_range",
     "resolve_files",
+    "saved_arrow_files",
     "saved_dataset",
     "splittable",
 ]

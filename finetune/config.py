@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from alum.adversarial.config import AdversarialConfig
 from alum.config import load_config
@@ -30,14 +30,32 @@ class FinetuneEngine(EngineConfig):
 
 @dataclass
 class DataConfig:
+    # Files (tsv, csv, jsonl, parquet, arrow, or a save_to_disk folder) or a dataset, not both: a dataset given
+    # on the command line sets the preset's files aside.
+    ALTERNATIVES: ClassVar[tuple] = (("train_file", "dataset"), ("dev_file", "dataset"),
+                                     ("extra_dev_files", "dataset"))
     train_file: str = ""
     dev_file: str = ""
+    extra_dev_files: dict[str, str] = field(default_factory=dict)  # more dev sets, reported apart: {name: file}
+    # A dataset, loaded with datasets.load_dataset (a local dataset folder, or a Hub name where there is
+    # network) or load_from_disk (a save_to_disk folder holding a DatasetDict).
+    dataset: str = ""
+    dataset_config: str = ""  # the dataset's configuration (glue's sst2, mnli, ...)
+    train_split: str = "train"  # the splits of a dataset, or of a DatasetDict saved with save_to_disk
+    dev_split: str = "validation"
+    extra_dev_splits: dict[str, str] = field(default_factory=dict)  # {name: split}, with data.dataset
     max_seq_len: int = 128
     train_subset: int = 0  # train on this many examples drawn at random (0 = all), the same for every seed
     dev_subset: int = 0  # evaluate on this many dev examples drawn at random (0 = all)
     subset_seed: int = 0
 
     def validate(self) -> None:
+        given = [key for key in ("train_file", "dev_file", "extra_dev_files") if getattr(self, key)]
+        if self.dataset and given:
+            raise ValueError(f"dataset and data.{given[0]}: give the task's files or a dataset, not both")
+        for name in [*self.extra_dev_files, *self.extra_dev_splits]:
+            if name in ("train", "dev") or not str(name).isidentifier():
+                raise ValueError(f"extra dev set '{name}': name it with a word other than train and dev")
         if self.max_seq_len < 8:
             raise ValueError("max_seq_len must be at least 8")
         for key in ("train_subset", "dev_subset"):
@@ -120,10 +138,8 @@ class FinetuneConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self) -> None:
-        for key, value in (("model", self.model), ("data.train_file", self.data.train_file),
-                           ("data.dev_file", self.data.dev_file)):
-            if not value:
-                raise ValueError(f"{key}: not set (a config key, or its flag: --model, --train-file, --dev-file)")
+        if not self.model:
+            raise ValueError("model: not set (a config key, or its flag: --model)")
         why = self.adversarial.refusal(self.engine.grad_accum, zero_stage(self.engine, self.optim))
         if why:
             raise ValueError(why)

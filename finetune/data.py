@@ -1,12 +1,12 @@
-"""Task files (tsv, csv, jsonl) read through `datasets`, checked, tokenised, and batched.
+"""A task's rows (from any source: `alum.finetune.sources`) checked, tokenised, and batched.
 
-Every check runs before training and ends in one line naming the file and the line or the key: a missing
-column, a label outside the task's set, a regression target that is not a number, an empty split.
+Every check runs before training and ends in one line naming the file and the line (or the dataset and the
+row) or the key: a missing column, a label outside the task's set, a regression target that is not a number,
+an empty split, a ClassLabel whose names disagree with the task's labels, an unlabelled (-1) row.
 """
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,103 +15,59 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
-from alum.presets import data_file
-from alum.finetune.tasks import TaskConfig
+from alum.finetune.sources import Rows, from_file
+from alum.finetune.tasks import HUB_COLUMNS, TaskConfig
 
 
 @dataclass
 class Split:
-    """A task file, read and checked: the text columns, the labels as written, and each row's line."""
+    """A split, read and checked: the text columns, the labels as written, and where each row came from."""
 
-    path: Path
+    source: Rows
     texts: list[list[str]]  # one list per text column
     raw_labels: list[Any]
-    lines: list[int]  # the file line of every row, for error messages
+    class_names: list[str] | None = None  # the label column's ClassLabel names: raw labels are their ids
+
+    @property
+    def path(self) -> str:
+        return self.source.name
+
+    @property
+    def lines(self) -> list[int] | None:
+        """The file line of every row; None where rows have no lines (parquet, arrow, a dataset)."""
+        first = self.source.first_line
+        return None if first is None else list(range(first, first + len(self)))
 
     def __len__(self) -> int:
         return len(self.raw_labels)
 
 
-def task_file(path: str | Path, what: str) -> Path:
-    """The file `path` names (or the shipped sample a `data/...` path names), checked to exist and hold bytes."""
-    path = data_file(path)
-    if not path.is_file():
-        raise UserError(f"{what} file '{path}' not found")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path}: the {what} file is empty")
-    return path
-
-
-def read_split(path: str | Path, task: TaskConfig, what: str) -> Split:
-    """Read `path` in the task's format and check that it has rows and the task's columns."""
-    path = task_file(path, what)
-    fmt = task.file_format(path)
-    rows = _load(path, fmt, task)
+def read_split(source: Rows | str | Path, task: TaskConfig, what: str) -> Split:
+    """Check that the rows of `source` (or of a file or save_to_disk folder) are there and hold the task's
+    columns; keep what the task reads."""
+    if not isinstance(source, Rows):
+        source = from_file(source, task, what, "validation" if what != "train" else "train", "the split")
+    rows = source.rows
     if rows is None or len(rows) == 0:
-        raise UserError(f"{path}: the {what} split has no examples")
+        raise UserError(f"{source.name}: the {what} split has no examples")
+    rows = _hub_renamed(rows, task)
     for key, columns in (("task.text_columns", task.text_columns), ("task.label_column", [task.label_column])):
         for column in columns:
             if column not in rows.column_names:
-                raise UserError(f"{path}: no column '{column}' ({key}); the file has: {', '.join(rows.column_names)}")
-    # Rows start on line 2 below a header, line 1 without one (jsonl, or column_names given).
-    first = 2 if fmt != "jsonl" and not task.column_names else 1
+                raise UserError(f"{source.name}: no column '{column}' ({key}); the {source.kind} has: "
+                                f"{', '.join(rows.column_names)}")
     texts = [["" if t is None else str(t) for t in rows[c]] for c in task.text_columns]
-    return Split(path, texts, list(rows[task.label_column]), list(range(first, first + len(rows))))
+    feature = rows.features.get(task.label_column)
+    names = list(feature.names) if type(feature).__name__ == "ClassLabel" else None
+    return Split(source, texts, list(rows[task.label_column]), names)
 
 
-def _load(path: Path, fmt: str, task: TaskConfig):
-    import datasets
-
-    datasets.disable_progress_bars()
-    # critical: a file datasets cannot parse is logged at ERROR level before it raises; the raise is ours to
-    # report, in one line
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
-    if fmt == "jsonl":
-        kwargs: dict[str, Any] = {}
-        builder = "json"
-    else:
-        quoting = task.quoting if task.quoting != "auto" else ("none" if fmt == "tsv" else "standard")
-        kwargs = dict(
-            delimiter="\t" if fmt == "tsv" else ",",
-            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
-            encoding="utf-8-sig",  # MRPC's header starts with a byte-order mark
-            keep_default_na=False,  # a sentence "null" or "NA" stays text
-            na_filter=False,
-        )
-        if task.column_names:
-            kwargs["column_names"] = task.column_names
-        builder = "csv"
-    try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
-    except Exception as err:  # the parser's own message, cause first: it names the line when it knows it
-        cause = err
-        while cause.__cause__ is not None or cause.__context__ is not None:
-            cause = cause.__cause__ or cause.__context__
-        message = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        if "corresponds to no data" in message:  # a header and no rows: datasets builds no split at all
-            return None
-        raise UserError(_first_bad_line(path, fmt) or f"{path}: cannot read as {fmt}: {message}") from None
-
-
-def _first_bad_line(path: Path, fmt: str) -> str | None:
-    """The line the parser failed on, when it is bad on its own (not UTF-8, or not JSON in a jsonl file): the
-    parsers' own messages name a byte position, not a line. Runs only once reading has failed."""
-    import json
-
-    with open(path, "rb") as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                return (f"{path}: cannot read as {fmt}: line {number} is not UTF-8 text "
-                        f"(byte 0x{line[err.start]:02x} at column {err.start + 1})")
-            if fmt == "jsonl" and text.strip():
-                try:
-                    json.loads(text)
-                except json.JSONDecodeError as err:
-                    return (f"{path}: cannot read as {fmt}: line {number} is not valid JSON "
-                            f"({err.msg}, column {err.colno})")
-    return None
+def _hub_renamed(rows, task: TaskConfig):
+    """A GLUE preset read from the Hub's `glue` layout: its columns under the names of GLUE's files."""
+    wanted = {*task.text_columns, task.label_column}
+    renames = {hub: ours for hub, ours in HUB_COLUMNS.get(task.name, {}).items()
+               if ours in wanted and ours not in rows.column_names and hub in rows.column_names}
+    return rows.rename_columns(renames) if renames else rows
 
 
 def _as_label_text(value: Any) -> str:
@@ -124,12 +80,16 @@ def _as_label_text(value: Any) -> str:
 
 
 def infer_labels(task: TaskConfig, train: Split) -> None:
-    """A generic classification task without `labels`: the sorted distinct labels of the training file."""
+    """A generic classification task without `labels`: the training split's ClassLabel names in their order,
+    or else its sorted distinct labels."""
     if task.regression or task.labels:
         return
-    values = {_as_label_text(v) for v in train.raw_labels if v is not None and _as_label_text(v) != ""}
-    numeric = all(v.lstrip("-").isdigit() for v in values)
-    task.labels = sorted(values, key=int) if numeric else sorted(values)
+    if train.class_names:
+        task.labels = list(train.class_names)
+    else:
+        values = {_as_label_text(v) for v in train.raw_labels if v is not None and _as_label_text(v) != ""}
+        numeric = all(v.lstrip("-").isdigit() for v in values)
+        task.labels = sorted(values, key=int) if numeric else sorted(values)
     if len(task.labels) < 2:
         raise UserError(f"{train.path}: a classification task needs at least two labels, found {task.labels}")
 
@@ -138,22 +98,39 @@ def label_ids(task: TaskConfig, split: Split) -> list[int] | list[float]:
     """The labels as class ids (or floats for regression), checking every row against the task."""
     if task.regression:
         out = []
-        for value, line in zip(split.raw_labels, split.lines):
+        for row, value in enumerate(split.raw_labels):
             try:
                 out.append(float(value))
             except (TypeError, ValueError):
-                raise UserError(f"{split.path}:{line}: label {value!r} in column '{task.label_column}' is not a number "
-                                "(task.regression is true)") from None
+                raise UserError(f"{split.source.place(row)}: label {value!r} in column '{task.label_column}' is not "
+                                "a number (task.regression is true)") from None
         return out
+    if split.class_names is not None:
+        return _class_label_ids(task, split)
     index = {label: i for i, label in enumerate(task.labels)}
     out = []
-    for value, line in zip(split.raw_labels, split.lines):
+    for row, value in enumerate(split.raw_labels):
         label = _as_label_text(value) if value is not None else ""
         if label not in index:
-            raise UserError(f"{split.path}:{line}: label {label!r} in column '{task.label_column}' is not one of the "
-                            f"task's labels ({', '.join(task.labels)}; task.labels)")
+            raise UserError(f"{split.source.place(row)}: label {label!r} in column '{task.label_column}' is not one "
+                            f"of the task's labels ({', '.join(task.labels)}; task.labels)")
         out.append(index[label])
     return out
+
+
+def _class_label_ids(task: TaskConfig, split: Split) -> list[int]:
+    """A ClassLabel column's ids are the task's when its names are the task's labels (or their display
+    names) in the same order; -1, the ClassLabel for "no label" (GLUE's test splits), is refused."""
+    names = split.class_names
+    if names not in (task.labels, task.label_names):
+        raise UserError(f"{split.path}: column '{task.label_column}' is a ClassLabel with names "
+                        f"[{', '.join(names)}], not the task's labels [{', '.join(task.labels)}] in that order "
+                        "(task.labels)")
+    unlabelled = [row for row, value in enumerate(split.raw_labels) if value is None or value < 0]
+    if unlabelled:
+        raise UserError(f"{split.source.place(unlabelled[0])}: no gold label (-1 in column '{task.label_column}', "
+                        f"{len(unlabelled)} rows; a test split?): train and evaluate on labelled splits")
+    return list(split.raw_labels)
 
 
 class Encoded(torch.utils.data.Dataset):
@@ -205,6 +182,6 @@ class Collator:
 
 
 def load_task_file(path: str | Path, task: TaskConfig, tokenizer, max_len: int, what: str) -> Encoded:
-    """Read, check and tokenise one file of the task (the task's labels must be known already)."""
+    """Read, check and tokenise one file (or `save_to_disk` folder) of the task (its labels known already)."""
     split = read_split(path, task, what)
     return encode(split, label_ids(task, split), tokenizer, max_len)

@@ -1,10 +1,12 @@
 """Everything a fine-tuning command reads and checks before it trains: the model directory, the tokenizer,
-and both task files. Bad input stops here, with one line naming the file, line or key."""
+and every split of the task (train, dev, extra dev sets), from files, a dataset or `datasets.Dataset`
+objects. Bad input stops here, with one line naming the file, line or key."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from alum.errors import UserError
 from alum.io.hf_dirs import check_model_dir, load_tokenizer, max_tokens
@@ -24,6 +26,7 @@ class Prepared:
     tokenizer: object
     train: Encoded
     dev: Encoded
+    extra_dev: dict[str, Encoded] = field(default_factory=dict)  # more dev sets (MNLI's mismatched), by name
 
 
 def load_model_and_tokenizer(model: str, tokenizer: str | None, max_len: int | None,
@@ -59,19 +62,21 @@ def check_weights(model_dir: Path) -> None:
                             "; the file may be truncated") from None
 
 
-def prepare(cfg: FinetuneConfig) -> Prepared:
+def prepare(cfg: FinetuneConfig, train: Any = None, dev: Any = None,
+            extra_dev: dict[str, Any] | None = None) -> Prepared:
+    """`train`, `dev` and `extra_dev` (`datasets.Dataset` objects) take the place of the config's sources."""
     model_dir, tokenizer, max_len = load_model_and_tokenizer(cfg.model, cfg.tokenizer, cfg.data.max_seq_len)
     task = cfg.task
     kind = task_type(task)
-    train_split = kind.read(cfg.data.train_file, task, "train")
-    dev_split = kind.read(cfg.data.dev_file, task, "dev")
-    kind.infer_labels(task, train_split)
-    # every label checked as its file is encoded, before any training
-    train_encoded = kind.encode(train_split, task, tokenizer, max_len)
-    dev_encoded = kind.encode(dev_split, task, tokenizer, max_len)
-    train = train_encoded.subset(cfg.data.train_subset, cfg.data.subset_seed)
-    dev = dev_encoded.subset(cfg.data.dev_subset, cfg.data.subset_seed)
-    unknown = unknown_warning(train, tokenizer, f"the training file {train_split.path}")
+    sources = kind.sources(cfg.data, task, {"train": train, "dev": dev, **(extra_dev or {})})
+    splits = {name: kind.read(rows, task, "train" if name == "train" else "dev") for name, rows in sources.items()}
+    kind.infer_labels(task, splits["train"])
+    # every label checked as its split is encoded, before any training
+    encoded = {name: kind.encode(split, task, tokenizer, max_len) for name, split in splits.items()}
+    train_set = encoded.pop("train").subset(cfg.data.train_subset, cfg.data.subset_seed)
+    dev_sets = {name: data.subset(cfg.data.dev_subset, cfg.data.subset_seed) for name, data in encoded.items()}
+    unknown = unknown_warning(train_set, tokenizer, f"the training split {splits['train'].path}")
     if unknown:
         say(f"warning: {unknown}")
-    return Prepared(cfg, task, model_dir, tokenizer, train, dev)
+    dev_set = dev_sets.pop("dev")
+    return Prepared(cfg, task, model_dir, tokenizer, train_set, dev_set, dev_sets)

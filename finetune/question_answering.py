@@ -43,7 +43,7 @@ from alum.finetune.qa import features as qa_features
 from alum.finetune.qa import reading, squad_metrics
 from alum.finetune.qa.forward import qa_forward
 from alum.finetune.qa.postprocess import answers, best_spans
-from alum.finetune.task_types import TaskType
+from alum.finetune.task_types import TaskType, files_only
 from alum.finetune.tasks import TaskConfig
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids", "span_mask", "start_positions", "end_positions",
@@ -182,6 +182,9 @@ class QuestionAnswering(TaskType):
 
     def load_model(self, model_dir, task):
         return load_reader(model_dir, task)
+
+    def sources(self, data, task, given):
+        return files_only(data, given, "question answering", "SQuAD JSON or JSON-lines files")
 
     def read(self, path, task, what):
         return read_squad(path, task, what)

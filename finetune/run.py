@@ -39,9 +39,11 @@ from alum.finetune.tasks import TaskConfig
 from alum.finetune.train import SeedResult, train_seed
 
 
-def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False, *, train: Any = None,
+        dev: Any = None, extra_dev: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fine-tune as `cfg` says; returns the summary written to metrics.json. Bad input raises UserError before
-    anything is trained or removed."""
+    anything is trained or removed. From Python, `train`, `dev` and `extra_dev` ({name: rows}) may be
+    `datasets.Dataset` objects: they take the place of the config's files or dataset for those splits."""
     root = Path(cfg.output)
     check_directory(root)
     held = holds_run(root)
@@ -49,7 +51,7 @@ def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> d
         raise UserError("pass --resume or --overwrite, not both")
     if held and not (resume or overwrite):
         raise UserError(f"{root} already holds a run: pass --resume to continue it or --overwrite to replace it")
-    prep = prepare(cfg)  # every check before any training
+    prep = prepare(cfg, train, dev, extra_dev)  # every check before any training
     if held and resume:
         check_resumable(cfg, root)  # after prepare: the saved config holds the labels prepare inferred
     distributed.start_group()
@@ -58,7 +60,8 @@ def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False) -> d
         shutil.rmtree(root)  # only now: a typo in the inputs must not cost the old run
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
-    say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev examples, "
+    extra = "".join(f" and {len(d)} {name} dev" for name, d in prep.extra_dev.items())
+    say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev{extra} examples, "
         f"labels {task_type(prep.task).describe_labels(prep.task)}, metric {prep.task.metric}")
     if distributed.is_main():
         save_config(cfg, root / "config.yaml")
@@ -203,6 +206,9 @@ def summarize(prep: Prepared, method: str, results: list[SeedResult]) -> dict[st
         "attack": vars(prep.cfg.attack) | {"step_size": prep.cfg.attack.alpha},
         "train_examples": len(prep.train), "dev_examples": len(prep.dev), "updates": results[0].updates,
         "initialised": results[0].initialised,
+        # the extra dev sets at the checkpoint the dev set chose: MNLI's mismatched beside its matched
+        **({"extra_dev": {name: {**spread([r.best[f"{name}_{metric}"] for r in results]), "examples": len(data)}
+                          for name, data in prep.extra_dev.items()}} if prep.extra_dev else {}),
     }
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
-from alum.finetune.data import Encoded, task_file
+from alum.finetune.data import Encoded
+from alum.finetune.sources import task_file
 from alum.finetune.tasks import TaskConfig
 
 IGNORE = -100  # the label of a position that is not a word's first sub-word

@@ -27,8 +27,15 @@ class TaskType:
         """The model with a head sized for the task, and the names of the weights newly initialised."""
         raise NotImplementedError
 
-    def read(self, path: str | Path, task: TaskConfig, what: str) -> Any:
-        """A task file read and checked for shape (labels are checked by `encode`)."""
+    def sources(self, data, task: TaskConfig, given: dict[str, Any]) -> dict[str, Any]:
+        """What `read` takes for every split the run reads (train, dev, the extra dev sets), by name: the
+        config's files or dataset, or the `datasets.Dataset` objects in `given` in their place."""
+        from alum.finetune.sources import task_rows
+
+        return task_rows(data, task, given)
+
+    def read(self, source: Any, task: TaskConfig, what: str) -> Any:
+        """A split read and checked for shape (labels are checked by `encode`)."""
         raise NotImplementedError
 
     def infer_labels(self, task: TaskConfig, train: Any) -> None:
@@ -108,6 +115,22 @@ class SequenceClassification(TaskType):
 
     def describe_labels(self, task):
         return "regression" if task.regression else task.id2label()
+
+
+def files_only(data, given: dict[str, Any], kind: str, files: str) -> dict[str, Any]:
+    """The training and dev files of a task type that reads its own file formats (`files`), not `datasets`
+    sources; anything else refused in one line."""
+    from alum.errors import UserError
+
+    if data.dataset or any(v is not None for v in given.values()):
+        raise UserError(f"data.dataset: {kind} reads {files} (data.train_file, data.dev_file); datasets are not "
+                        "supported for it yet")
+    if data.extra_dev_files:
+        raise UserError(f"data.extra_dev_files: {kind} evaluates one dev file")
+    for key, path in (("data.train_file", data.train_file), ("data.dev_file", data.dev_file)):
+        if not path:
+            raise UserError(f"{key}: not set (a config key, or its flag: --train-file, --dev-file)")
+    return {"train": data.train_file, "dev": data.dev_file}
 
 
 def task_type(task: TaskConfig) -> TaskType:

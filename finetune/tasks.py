@@ -1,6 +1,7 @@
 """What a downstream task is: its type, which columns hold the text and the label, the label set, and the metric.
 
-A task is named after a GLUE preset (`sst2`, `mrpc`, `rte`, `cola`, `stsb`, `wnli`), which fills every field,
+A task is named after a GLUE preset (`sst2`, `mrpc`, `rte`, `cola`, `stsb`, `wnli`, `mnli`, `qnli`, `qqp`), which
+fills every field,
 or described field by field for any other dataset (the generic task). Fields set in a config override the
 preset's, so `task: {name: sst2, metric: f1}` is SST-2 judged by F1.
 
@@ -39,7 +40,8 @@ class TaskConfig:
     regression: bool | None = None  # a float target (STS-B) instead of a class
     metric: Literal["accuracy", "f1", "matthews", "pearson", "spearman", "entity_f1", "entity_precision",
                     "entity_recall", "token_accuracy", "exact_match"] | None = None  # picks the best checkpoint
-    format: Literal["auto", "tsv", "csv", "jsonl", "conll"] = "auto"  # auto: from the file's suffix
+    # auto: from the file's suffix (a `save_to_disk` folder is recognised as one whatever this says)
+    format: Literal["auto", "tsv", "csv", "jsonl", "parquet", "arrow", "conll"] = "auto"
     # Token classification, CoNLL files: which whitespace-separated column holds the tag, counted from 0
     # (-1: the last, as in CoNLL-2003's `word POS chunk NER`)
     tag_column: int = -1
@@ -158,11 +160,13 @@ class TaskConfig:
         if self.format != "auto":
             return self.format
         suffix = Path(path).suffix.lower()
-        known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+        known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet",
+                 ".arrow": "arrow"}
         if self.type == "token_classification":  # CoNLL files go by many names (eng.train, train.txt, .conll)
             return "jsonl" if suffix in (".jsonl", ".json") else "conll"
         if suffix not in known:
-            raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format (tsv, csv, jsonl)")
+            raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format "
+                            "(tsv, csv, jsonl, parquet, arrow)")
         return known[suffix]
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +188,23 @@ GLUE: dict[str, dict[str, Any]] = {
     "stsb": dict(text_columns=["sentence1", "sentence2"], label_column="score", regression=True, metric="pearson"),
     "wnli": dict(text_columns=["sentence1", "sentence2"], label_column="label", labels=["0", "1"],
                  label_names=["not_entailment", "entailment"], metric="accuracy"),
+    # MNLI's files spell the labels out; the order is GLUE's (and the Hub's ClassLabel's), not alphabetical.
+    # Its dev set comes in two halves, matched and mismatched genres: configs/finetune/mnli.yaml evaluates both.
+    "mnli": dict(text_columns=["sentence1", "sentence2"], label_column="gold_label",
+                 labels=["entailment", "neutral", "contradiction"], metric="accuracy"),
+    "qnli": dict(text_columns=["question", "sentence"], label_column="label",
+                 labels=["entailment", "not_entailment"], metric="accuracy"),
+    "qqp": dict(text_columns=["question1", "question2"], label_column="is_duplicate", labels=["0", "1"],
+                label_names=["not_duplicate", "duplicate"], metric="f1"),
+}
+
+# Where the Hub's `glue` dataset names a column otherwise than GLUE's files (Hub name -> the preset's): a
+# preset reads either form; a column is renamed only when the preset's own name is missing.
+HUB_COLUMNS: dict[str, dict[str, str]] = {
+    "mrpc": {"sentence1": "#1 String", "sentence2": "#2 String", "label": "Quality"},
+    "stsb": {"label": "score"},
+    "mnli": {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"},
+    "qqp": {"label": "is_duplicate"},
 }
 
 

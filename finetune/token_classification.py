@@ -24,7 +24,7 @@ from alum.adversarial import ForwardOutput
 from alum.training.metrics import say
 from alum.finetune import tagged_data
 from alum.finetune.entities import entity_scores, sentences
-from alum.finetune.task_types import TaskType
+from alum.finetune.task_types import TaskType, files_only
 
 
 def load_tagger(model_dir, task):
@@ -77,6 +77,11 @@ class TokenClassification(TaskType):
 
     def load_model(self, model_dir, task):
         return load_tagger(model_dir, task)
+
+    def sources(self, data, task, given):
+        # Tagged sentences come from CoNLL or JSON-lines files only: a `datasets` source would need its
+        # token and tag columns mapped, which is not built yet.
+        return files_only(data, given, "token classification", "CoNLL or JSON-lines files")
 
     def read(self, path, task, what):
         return tagged_data.read_tagged(path, task, what)

@@ -37,7 +37,9 @@ from alum.finetune.prepare import Prepared
 class SeedResult:
     method: str
     seed: int
-    best: dict[str, float]  # dev metrics of the best checkpoint, clean and (`attack_*`) under attack
+    # dev metrics of the best checkpoint, clean and (`attack_*`) under attack; an extra dev set's prefixed
+    # with its name (`mismatched_accuracy`)
+    best: dict[str, float]
     best_update: int
     best_epoch: float
     updates: int
@@ -139,6 +141,10 @@ def train_seed(prep: Prepared, method_name: str, seed: int, out_dir: Path,
     with full_weights(engine, modify=True):
         engine.module.load_state_dict(best_state)
     final = evaluate(engine.module, forward, dev_batches, task, cfg.attack, f"{method_name} seed {seed} best")
+    for name, data in prep.extra_dev.items():  # the other dev sets at the checkpoint the dev set chose
+        batches = DataLoader(data, batch_size=cfg.train.eval_batch_size, collate_fn=collate)
+        extra = evaluate(engine.module, forward, batches, task, cfg.attack, f"{method_name} seed {seed} {name}")
+        final.update({f"{name}_{k}": v for k, v in extra.items()})
     log.log(total, {"best_update": best_update, **{f"best_{k}": v for k, v in final.items()}})
     log.close()
     warm = seconds[3:] if len(seconds) > 6 else seconds  # the first updates pay for warm-up

@@ -31,7 +31,8 @@ class DataConfig:
     # must match data.tokenizer, data.block_size, masking.whole_word and, when set, data.files.
     prepared: str | None = None
     tokenizer: str | None = None  # a HF tokenizer directory (ours or any)
-    text_column: str = "text"  # for jsonl / csv / parquet inputs
+    text_column: str = "text"  # for jsonl / csv / parquet / arrow inputs and save_to_disk folders
+    split: str = "train"  # the split read from a save_to_disk folder that holds a DatasetDict
     block_size: int = 128  # tokens per packed training sequence
     validation: int | float = 0.02  # held-out blocks: a count, or a fraction of the corpus
     # Read, tokenise and pack on the fly instead of preparing first; resume seeks to where it stopped.

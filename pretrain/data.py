@@ -31,7 +31,7 @@ from alum.training.metrics import say
 
 def corpus_files(cfg: DataConfig) -> list[Path]:
     # a preset's relative data/... path is the sample shipped in the package when it is not here
-    files = resolve_files([data_file(f) for f in cfg.files])
+    files = resolve_files([data_file(f) for f in cfg.files], split=cfg.split, split_key="data.split")
     ensure_nonempty(files, cfg.text_column)
     return files
 

@@ -19,7 +19,8 @@ BYTE_ALPHABET = 256
 @dataclass
 class CorpusConfig:
     files: list[str] = field(default_factory=list)  # files, globs or directories
-    text_column: str = "text"  # for JSON lines, CSV/TSV and parquet
+    text_column: str = "text"  # for JSON lines, CSV/TSV, parquet, arrow and save_to_disk folders
+    split: str = "train"  # the split read from a save_to_disk folder that holds a DatasetDict
     sample: float = 1.0  # keep this fraction of the lines (seeded), to train on a part of a large corpus
     seed: int = 0
     strict: bool = False  # stop at the first undecodable line instead of skipping and counting it

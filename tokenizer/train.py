@@ -35,7 +35,7 @@ def run(cfg: TokenizerConfig, warn: Callable[[str], None] = _stderr_warning) -> 
         raise UserError("no corpus files given (--files PATH... or corpus.files=...)")
     if not cfg.output.dir:
         raise UserError("no output directory given (--output DIR or output.dir=...)")
-    files = resolve_files(cfg.corpus.files)
+    files = resolve_files(cfg.corpus.files, split=cfg.corpus.split, split_key="corpus.split")
     target = Path(cfg.output.dir)
     check_target(target, cfg.output.overwrite)
     ensure_nonempty(files, cfg.corpus.text_column)

@@ -17,8 +17,8 @@ def add_parser(sub) -> None:
         "a file in the task's format. Prints the metrics; the last line of stdout is one JSON object.",
     )
     p.add_argument("--model", nargs="+", required=True, metavar="DIR", help="model directories (several to compare)")
-    p.add_argument("--file", required=True, metavar="PATH", help="a task file (tsv, csv or jsonl; CoNLL or jsonl "
-                   "for token classification)")
+    p.add_argument("--file", required=True, metavar="PATH", help="a task file (tsv, csv, jsonl, parquet, arrow; CoNLL "
+                   "or jsonl for token classification) or a save_to_disk folder (a DatasetDict's validation split)")
     p.add_argument("--task", metavar="NAME|YAML", help="a GLUE preset name or a config whose `task` section describes "
                    "the task; default: the task saved with the model (alum_task.json)")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: each model's own)")

@@ -9,8 +9,12 @@ from alum.finetune.config import load_finetune_config
 FLAGS = [
     Flag("--model", "model", "a local HF model directory (the pretrain stage's export, or any encoder)", metavar="DIR"),
     Flag("--tokenizer", "tokenizer", "tokenizer directory (default: the model's own)", metavar="DIR"),
-    Flag("--train-file", "data.train_file", "training file (tsv, csv or jsonl)", metavar="PATH"),
-    Flag("--dev-file", "data.dev_file", "dev file, in the same format", metavar="PATH"),
+    Flag("--train-file", "data.train_file", "training file (tsv, csv, jsonl, parquet, arrow) or save_to_disk folder",
+         metavar="PATH"),
+    Flag("--dev-file", "data.dev_file", "dev file, in any of those formats", metavar="PATH"),
+    Flag("--dataset", "data.dataset", "a dataset instead of files: a save_to_disk or local dataset folder, or a Hub "
+         "name (datasets.load_dataset; splits data.train_split, data.dev_split)", metavar="NAME|DIR"),
+    Flag("--dataset-config", "data.dataset_config", "the dataset's configuration (e.g. sst2 of glue)", metavar="NAME"),
     Flag("--max-seq-len", "data.max_seq_len", "tokens per example (longer ones are cut)", type=int, metavar="N"),
     Flag("--output", "output", "output directory", metavar="DIR"),
     Flag("--method", "adversarial.method", "a core method, or several to compare", metavar="NAME[,NAME]"),

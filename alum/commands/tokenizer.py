@@ -27,7 +27,9 @@ FLAGS = [
     Flag("--output", "output.dir", "output directory", metavar="DIR"),
     Flag("--overwrite", "output.overwrite", "replace an existing non-empty output directory", const=True),
     Flag("--strict", "corpus.strict", "stop at the first undecodable line (default: skip)", const=True),
-    Flag("--text-column", "corpus.text_column", "column of JSON lines / CSV / parquet files (default: text)",
+    Flag("--split", "corpus.split", "the split of a save_to_disk folder holding a DatasetDict (default: train)",
+         metavar="NAME"),
+    Flag("--text-column", "corpus.text_column", "column of JSON lines / CSV / parquet / arrow files and save_to_disk folders (default: text)",
          metavar="NAME"),
     Flag("--no-progress", "progress", "no progress bar", const=False),
 ]
@@ -52,7 +54,7 @@ def add_parser(sub) -> None:
     s = actions.add_parser("stats", help="vocab size, unknown-token rate, bytes per token, tokens per word")
     s.add_argument("--tokenizer", required=True, metavar="DIR", help="any Hugging Face tokenizer directory")
     s.add_argument("--files", nargs="+", required=True, metavar="PATH", help="corpus files, globs or directories")
-    s.add_argument("--text-column", default="text", help="column of JSON lines / CSV / parquet files")
+    s.add_argument("--text-column", default="text", help="column of JSON lines / CSV / parquet / arrow files and save_to_disk folders")
     s.add_argument("--sample", type=float, default=1.0, help="measure on this fraction of the lines")
     s.add_argument("--strict", action="store_true", help="stop at the first undecodable line (default: skip)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")

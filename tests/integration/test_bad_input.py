@@ -318,8 +318,8 @@ ROWS: list[Row] = [
         "'{w.tmp}/in/no-tok' holds no tokenizer files (tokenizer.json, vocab.txt"),
     Row("pretrain", "data-dir-holds-no-prepared-corpus", lambda w: ["--data-dir", w.folder("nothing")],
         "data.prepared: {w.tmp}/in/nothing holds no prepared corpus (no manifest.json); make one with `alum prepare`"),
-    Row("pretrain", "corpus-a-saved-dataset", lambda w: ["--files", saved_dataset(w)],
-        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk"),
+    Row("pretrain", "corpus-saved-dataset-without-the-text-column",
+        lambda w: ["--files", saved_dataset(w), "--text-column", "body"], "data-00000-of-00001.arrow: no 'body' column"),
     Row("pretrain", "tokenizer-json-truncated",
         lambda w: ["--tokenizer", tok_cut_json(w, w.tok, "t", "tokenizer.json")],
         "{w.tmp}/in/t"),
@@ -395,12 +395,12 @@ ROWS: list[Row] = [
     Row("prepare", "corpus-missing", lambda w: ["--files", w.tmp / "nope.txt"], "corpus path '{w.tmp}/nope.txt' not found"),
     Row("prepare", "corpus-empty", lambda w: ["--files", w.file("empty.txt", "")], "corpus is empty"),
     Row("prepare", "corpus-binary", lambda w: ["--files", w.binary("blob.txt")], "blob.txt"),
-    Row("prepare", "corpus-an-arrow-file", lambda w: ["--files", arrow_file(w), "--block-size", 128],
-        "the corpus gives 0 blocks of 128 tokens"),
-    Row("prepare", "corpus-a-saved-dataset", lambda w: ["--files", saved_dataset(w)],
-        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk, not corpus files"),
+    Row("prepare", "corpus-an-arrow-file-without-the-text-column",
+        lambda w: ["--files", arrow_file(w), "--text-column", "body"], "cache-5f2d.arrow: no 'body' column"),
+    Row("prepare", "corpus-saved-dataset-unknown-split", lambda w: ["--files", saved_dict(w)],
+        "{w.tmp}/in/saved-dict: no split 'train' (the split); the dataset holds validation"),
     Row("prepare", "corpus-a-file-of-a-saved-dataset", lambda w: ["--files", saved_dataset(w) / "state.json"],
-        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk"),
+        "'{w.tmp}/in/saved' is a `datasets` dataset saved with save_to_disk: name the folder itself"),
     Row("prepare", "corpus-shorter-than-a-block", lambda w: ["--files", w.file("short.txt", "a few words\n")],
         "the corpus gives 0 blocks of 16 tokens: 1 text(s) of "),
     Row("prepare", "tokenizer-missing", lambda w: ["--tokenizer", w.tmp / "none"], "tokenizer '{w.tmp}/none' not found"),
@@ -464,6 +464,25 @@ ROWS: list[Row] = [
         "ids.jsonl:1: tag 3 is an id; integer tags need task.labels"),
     Row("finetune", "token-labels-not-tags", lambda w: ["--config", "wnut17", "task.labels=[O, PER]"],
         "task.labels: tag 'PER' is neither O nor"),
+    Row("finetune", "files-and-a-dataset", lambda w: ["--dataset", saved_dict(w)],
+        "data.dataset and data.train_file: give the task's files or a dataset, not both"),
+    Row("finetune", "dataset-unknown-split",
+        lambda w: [*finetune_dataset_base(w), saved_task_dict(w), "data.dev_split=test"],
+        "{w.tmp}/in/task-dict: no split 'test' (data.dev_split); the folder holds train, validation", base=False),
+    Row("finetune", "dataset-missing-column",
+        lambda w: [*finetune_dataset_base(w), saved_task_dict(w, column="text")],
+        "{w.tmp}/in/task-dict[train]: no column 'sentence' (task.text_columns); the dataset has: text, label", base=False),
+    Row("finetune", "dataset-folder-not-a-dataset",
+        lambda w: [*finetune_dataset_base(w), w.file("notes/readme.md", "# notes\n").parent],
+        "data.dataset {w.tmp}/in/notes: cannot load (a local folder that holds no dataset)", base=False),
+    Row("finetune", "dataset-hub-name-offline", lambda w: [*finetune_dataset_base(w), "glue", "--dataset-config", "sst2"],
+        "data.dataset glue: cannot load (not a local folder; from the Hub): Couldn't reach 'glue' on the Hub",
+        base=False),
+    Row("finetune", "train-file-a-folder-not-a-saved-dataset", lambda w: ["--train-file", w.folder("plain")],
+        "{w.tmp}/in/plain: a directory, not a train file nor a folder written by save_to_disk"),
+    Row("finetune", "dataset-class-label-in-another-order",
+        lambda w: [*finetune_dataset_base(w), saved_task_dict(w, names=["positive", "negative"])],
+        "column 'label' is a ClassLabel with names [positive, negative], not the task's labels [0, 1]", base=False),
     # question answering (SQuAD files, the squad_v2 preset)
     Row("finetune", "squad-paragraph-without-context",
         lambda w: squad_args(w, squad_file(w, "bad.json", [{"qas": []}])),
@@ -728,6 +747,34 @@ def saved_dataset(w: W) -> Path:
     folder = w.tmp / "in" / "saved"
     datasets.Dataset.from_dict({"text": w.lines().splitlines()}).save_to_disk(str(folder))
     return folder
+
+
+def saved_dict(w: W) -> Path:
+    """A corpus saved as a DatasetDict with a validation split only."""
+    import datasets
+
+    folder = w.tmp / "in" / "saved-dict"
+    datasets.DatasetDict({"validation": datasets.Dataset.from_dict({"text": w.lines().splitlines()})}).save_to_disk(
+        str(folder))
+    return folder
+
+
+def saved_task_dict(w: W, column: str = "sentence", names: list[str] | None = None) -> Path:
+    """SST-2 rows as the Hub holds them (a ClassLabel label), saved as a DatasetDict of train and validation."""
+    import datasets
+
+    features = datasets.Features({column: datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names or ["negative", "positive"])})
+    rows = datasets.Dataset.from_dict({column: ["a fine film", "dull", "warm", "cold"], "label": [1, 0, 1, 0]}, features)
+    folder = w.tmp / "in" / "task-dict"
+    datasets.DatasetDict({"train": rows, "validation": rows}).save_to_disk(str(folder))
+    return folder
+
+
+def finetune_dataset_base(w: W) -> list:
+    """finetune_base with a dataset (the row's, last) in place of the files."""
+    return ["finetune", "--config", "sst2", "--model", w.model, "--output", w.tmp / "ft-out", "--max-steps", 1,
+            "train.eval_every=1", "--dataset"]
 
 
 def arrow_file(w: W) -> Path:

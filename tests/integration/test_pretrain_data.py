@@ -170,3 +170,23 @@ def test_two_processes_tokenise_a_fresh_corpus_once(tmp_path, tokenizer_dir):
     (directory,) = [d for d in cache.iterdir() if d.is_dir()]
     assert json.loads((directory / "manifest.json").read_text())["built_by"]["rank"] == 0
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_a_saved_dataset_prepares_the_blocks_its_text_file_prepares(tmp_path, tokenizer_dir, small_corpus, capsys):
+    import datasets
+    import pyarrow as pa
+
+    texts = small_corpus.read_text(encoding="utf-8").splitlines()
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"body": texts})}).save_to_disk(str(tmp_path / "saved"))
+    assert prepare_cli(tokenizer_dir, [small_corpus], tmp_path / "from-text", capsys)[0] == 0
+    code, out, err = prepare_cli(tokenizer_dir, [tmp_path / "saved"], tmp_path / "from-saved", capsys,
+                                 "--text-column", "body")
+    assert code == 0, err
+
+    def blocks(folder: Path) -> list:
+        shards = sorted(folder.rglob("part-*.arrow"))
+        assert shards
+        return [row for s in shards for row in pa.ipc.open_stream(pa.memory_map(str(s))).read_all().to_pylist()]
+
+    expected = blocks(tmp_path / "from-text")
+    assert len(expected) > 10 and blocks(tmp_path / "from-saved") == expected

@@ -86,6 +86,22 @@ def test_compressed_and_columnar_inputs(tmp_path, capsys):
     assert stats["corpus"]["lines"] == sum(1 for t in texts if t.strip())
 
 
+def test_a_saved_dataset_trains_the_tokenizer_its_text_file_trains(tmp_path, capsys):
+    import datasets
+
+    texts = SAMPLE.read_text(encoding="utf-8").splitlines()[:300]
+    (tmp_path / "corpus.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    rows = datasets.Dataset.from_dict({"body": texts})
+    datasets.DatasetDict({"train": rows.select(range(10)), "everything": rows}).save_to_disk(str(tmp_path / "saved"))
+    assert train(capsys, tmp_path / "from-text", files=[tmp_path / "corpus.txt"], vocab=400)[0] == 0
+    code, _, err = train(capsys, tmp_path / "from-dataset", "--text-column", "body", "--split", "everything",
+                         files=[tmp_path / "saved"], vocab=400)
+    assert code == 0, err
+    vocab = [json.loads((tmp_path / d / "tokenizer.json").read_text())["model"]["vocab"]
+             for d in ("from-text", "from-dataset")]
+    assert vocab[0] == vocab[1]
+
+
 def test_missing_path(tmp_path, capsys):
     code, _, err = train(capsys, tmp_path / "tok", files=[tmp_path / "nope.txt"])
     assert code == 2

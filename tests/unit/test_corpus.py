@@ -181,3 +181,22 @@ def test_a_range_names_the_line_of_a_bad_record_wherever_it_starts(tmp_path):
     with pytest.raises(UserError, match=r"c.jsonl:3: not valid JSON"):
         list(read_range(path, cut, path.stat().st_size))
     assert line_number(path, 0) == 1 and line_number(path, path.stat().st_size) == 5
+
+
+def test_a_saved_dataset_is_read_as_its_rows_and_a_dataset_dict_by_split(tmp_path):
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"body": LINES, "n": [1, 2, 3]})
+    rows.save_to_disk(str(tmp_path / "one"), num_shards=2)  # two arrow files, read in the dataset's order
+    assert len(list((tmp_path / "one").glob("*.arrow"))) == 2
+    datasets.DatasetDict({"train": rows, "validation": rows.select([2]).flatten_indices()}).save_to_disk(
+        str(tmp_path / "dict"))
+    assert list(iter_texts(resolve_files([tmp_path / "one"]), text_column="body")) == LINES
+    assert list(iter_texts(resolve_files([tmp_path / "dict"], split="validation"), text_column="body")) == ["third"]
+    with pytest.raises(UserError, match=r"dict: no split 'test' \(data.split\); the dataset holds train, validation"):
+        resolve_files([tmp_path / "dict"], split="test", split_key="data.split")
+    with pytest.raises(UserError, match=r"data-00000-of-00001.arrow: no 'text' column \(columns: body, n\)"):
+        list(iter_texts(resolve_files([tmp_path / "dict"])))
+    with pytest.raises(UserError, match=r"'.*one' is a `datasets` dataset saved with save_to_disk: name the folder"):
+        resolve_files([tmp_path / "one" / "state.json"])
+

@@ -167,7 +167,7 @@ def test_a_result_of_another_seed_is_refused(tmp_path, monkeypatch):
 
 def test_the_summary_table_shows_a_spread_only_over_several_seeds(tmp_path):
     prep = SimpleNamespace(cfg=config(tmp_path, "train.seeds=2"), task=SimpleNamespace(name="sst2", metric="accuracy"),
-                           train=[0] * 8, dev=[0] * 4)
+                           train=[0] * 8, dev=[0] * 4, extra_dev={})
     one = finetune_run.summarize(prep, "smart", [result(1, 0.75)])
     two = finetune_run.summarize(prep, "none", [result(1, 0.5), result(2, 0.75)])
     lines = finetune_run.table(prep, {"smart": one, "none": two}).splitlines()

@@ -38,7 +38,8 @@ from torch import nn
 
 from alum.errors import UserError
 from alum.training.metrics import say
-from alum.finetune.data import Encoded, task_file
+from alum.finetune.data import Encoded
+from alum.finetune.sources import task_file
 from alum.finetune.qa import features as qa_features
 from alum.finetune.qa import reading, squad_metrics
 from alum.finetune.qa.forward import qa_forward

@@ -20,8 +20,9 @@ def finetune_card(prep: Prepared, method: str, directory: Path, result: SeedResu
     with `summary` (the method's metrics.json), the spread over seeds too."""
     cfg, task = prep.cfg, prep.task
     family, parameters = weights_summary(directory)
+    kind = task_type(task)
     labels = "regression (one score)" if task.regression else ", ".join(
-        f"{i} {name}" for i, name in task.id2label().items())
+        f"{i} {name}" for i, name in task.id2label().items()) if kind.needs_labels else kind.describe_labels(task)
     options = to_dict(cfg)["adversarial"]["options"].get(method) or {}
     train = cfg.train
     length = f"{train.max_steps} updates" if train.max_steps else f"{train.epochs} epochs"
@@ -39,7 +40,7 @@ def finetune_card(prep: Prepared, method: str, directory: Path, result: SeedResu
         ("Dev metrics", dev_metrics(result, summary, task.metric, cfg.attack)),
         ("Data", bullets({**sources(cfg.data), "training examples": len(prep.train), "dev examples": len(prep.dev)})),
     ]
-    return ModelCard(title=f"{task.name}: fine-tuned with {method}", pipeline_tag=task_type(task).pipeline_tag,
+    return ModelCard(title=f"{task.name}: fine-tuned with {method}", pipeline_tag=kind.pipeline_tag,
                      tags=["alum", method, task.name], sections=sections)
 
 

@@ -66,9 +66,9 @@ def predictions(model: nn.Module, forward: ForwardFn, batches: list[dict[str, Te
     outputs, gold = [], []
     attacking = attack is not None and attack.enabled
     what = f"{label}: under attack ({attack.steps} steps)" if attacking else f"{label}: clean"
-    bar = progress_bar(sum(len(b["labels"]) for b in batches), what, unit="ex", leave=False)
+    bar = progress_bar(sum(len(b["input_ids"]) for b in batches), what, unit="ex", leave=False)
     for batch in batches:
-        bar.update(len(batch["labels"]))
+        bar.update(len(batch["input_ids"]))
         batch = {k: v.to(device) for k, v in batch.items()}
         delta = attack_delta(target, batch, attack) if attack is not None and attack.enabled else None
         with torch.no_grad():
@@ -117,14 +117,15 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
     for name in cfg.models:
         model_dir, tokenizer, max_len = load_model_and_tokenizer(name, cfg.tokenizer, cfg.max_seq_len, "--max-seq-len")
         task = resolve_task(cfg.task, model_dir)
-        if not task.regression and not task.labels:
-            raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
         kind = task_type(task)
+        if kind.needs_labels and not task.regression and not task.labels:
+            raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
         data = kind.load_file(cfg.file, task, tokenizer, max_len, "evaluation")
         _, initialised = kind.load_model(model_dir, task)
         if initialised:
+            outputs = task.num_labels if kind.needs_labels else 2  # a span head: start and end
             raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
-                            f"({task.num_labels} outputs); these weights would be random: {', '.join(initialised)}")
+                            f"({outputs} outputs); these weights would be random: {', '.join(initialised)}")
         checked.append((name, model_dir, tokenizer, task, data))
 
     results = {}

@@ -77,8 +77,13 @@ def load_with_head(auto_class, model_dir: Path, task: TaskConfig, what: str, **o
     """`auto_class` (an AutoModelFor... class) from `model_dir` with a head sized for the task's labels, and the
     names of the weights newly initialised; `what` names the model in the error."""
     id2label = task.id2label()
-    options = dict(num_labels=task.num_labels, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-                   **options)
+    return load_auto(auto_class, model_dir, what, num_labels=task.num_labels, id2label=id2label,
+                     label2id={v: k for k, v in id2label.items()}, **options)
+
+
+def load_auto(auto_class, model_dir: Path, what: str, **options) -> tuple[nn.Module, list[str]]:
+    """`auto_class` from `model_dir` with the config `options`, and the names of the weights newly initialised
+    (a head the directory lacks, or one of another size)."""
     try:
         with quiet_transformers():  # the caller reports the initialised weights, in one line
             model, info = auto_class.from_pretrained(

@@ -3,7 +3,7 @@ loaded, how files are read, checked and encoded, how batches are padded, the for
 calls, the divergence its label-free methods compare outputs with, and the metrics.
 
 The training loop, the evaluation and `alum evaluate` ask `task_type(task)` and never branch on the type, so
-a new type (question answering) plugs in as one more class here.
+a new type plugs in as one more class here (question answering did: `question_answering.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from alum.finetune.tasks import TaskConfig
 class TaskType:
     name: str
     pipeline_tag: str  # the transformers pipeline an exported model serves (its model card says it)
+    needs_labels = True  # a label set to size the head (question answering has none)
 
     def load_model(self, model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
         """The model with a head sized for the task, and the names of the weights newly initialised."""
@@ -118,8 +119,26 @@ class SequenceClassification(TaskType):
         return "regression" if task.regression else task.id2label()
 
 
+def files_only(data, given: dict[str, Any], kind: str, files: str) -> dict[str, Any]:
+    """The training and dev files of a task type that reads its own file formats (`files`), not `datasets`
+    sources; anything else refused in one line."""
+    from alum.errors import UserError
+
+    if data.dataset or any(v is not None for v in given.values()):
+        raise UserError(f"data.dataset: {kind} reads {files} (data.train_file, data.dev_file); datasets are not "
+                        "supported for it yet")
+    if data.extra_dev_files:
+        raise UserError(f"data.extra_dev_files: {kind} evaluates one dev file")
+    for key, path in (("data.train_file", data.train_file), ("data.dev_file", data.dev_file)):
+        if not path:
+            raise UserError(f"{key}: not set (a config key, or its flag: --train-file, --dev-file)")
+    return {"train": data.train_file, "dev": data.dev_file}
+
+
 def task_type(task: TaskConfig) -> TaskType:
+    from alum.finetune.question_answering import QuestionAnswering
     from alum.finetune.token_classification import TokenClassification
 
-    types: dict[str, type[TaskType]] = {t.name: t for t in (SequenceClassification, TokenClassification)}
+    types: dict[str, type[TaskType]] = {t.name: t for t in (SequenceClassification, TokenClassification,
+                                                            QuestionAnswering)}
     return types[task.type]()

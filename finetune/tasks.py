@@ -7,7 +7,8 @@ preset's, so `task: {name: sst2, metric: f1}` is SST-2 judged by F1.
 
 `type` says what is predicted: one class (or score) per example (`sequence_classification`, the default),
 or one tag per word (`token_classification`: named entities, in CoNLL files or JSON lines; see
-`token_classification.py`). How each type loads its model, reads its files and scores its predictions is
+`token_classification.py`), or an answer span per question (`question_answering`: SQuAD v1.1/v2.0 files; see
+`question_answering.py`). How each type loads its model, reads its files and scores its predictions is
 in `task_types.py`.
 """
 
@@ -23,6 +24,7 @@ from alum.errors import UserError
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
 REGRESSION_METRICS = ("pearson", "spearman")
 TOKEN_METRICS = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
+QA_METRICS = ("f1", "exact_match")
 
 
 @dataclass
@@ -37,7 +39,7 @@ class TaskConfig:
     label_names: list[str] | None = None  # the names in the exported config's id2label (default: labels)
     regression: bool | None = None  # a float target (STS-B) instead of a class
     metric: Literal["accuracy", "f1", "matthews", "pearson", "spearman", "entity_f1", "entity_precision",
-                    "entity_recall", "token_accuracy"] | None = None  # picks the best checkpoint
+                    "entity_recall", "token_accuracy", "exact_match"] | None = None  # picks the best checkpoint
     # auto: from the file's suffix (a `save_to_disk` folder is recognised as one whatever this says)
     format: Literal["auto", "tsv", "csv", "jsonl", "parquet", "arrow", "conll"] = "auto"
     # Token classification, CoNLL files: which whitespace-separated column holds the tag, counted from 0
@@ -45,8 +47,18 @@ class TaskConfig:
     tag_column: int = -1
     quoting: Literal["auto", "none", "standard"] = "auto"  # auto: none for tsv (GLUE's convention), standard for csv
     column_names: list[str] | None = None  # for files without a header row (CoLA); None: the first row names them
+    # Question answering (SQuAD files; question_answering.py). version: v2.0 has unanswerable questions and a
+    # no-answer threshold; auto: v2.0 when the training file has an unanswerable question.
+    version: Literal["auto", "v1.1", "v2.0"] = "auto"
+    stride: int = 128  # context tokens shared by neighbouring windows (HF's stride; BERT's doc_stride is the step)
+    max_query_length: int = 64  # question tokens kept
+    max_answer_length: int = 30  # tokens in a predicted answer, at most
+    n_best: int = 20  # start and end candidates per window
+    null_threshold: float = 0.0  # v2.0: "no answer" when null score - best span score exceeds it
 
     def validate(self) -> None:
+        if self.type == "question_answering":
+            return self._validate_qa()
         if self.type != "sequence_classification":
             return self._validate_tagging()
         preset = GLUE.get(self.name.lower().replace("-", ""))  # "SST-2" and "sst2" name the same preset
@@ -86,9 +98,6 @@ class TaskConfig:
         an entity metric."""
         from alum.finetune.entities import split_tag
 
-        if self.type == "question_answering":
-            raise ValueError("type: question_answering is not yet supported (sequence_classification or "
-                             "token_classification)")
         if self.name.lower().replace("-", "") in GLUE:
             raise ValueError(f"type: '{self.name}' is a GLUE sequence-classification preset, not a {self.type} task")
         if self.regression:
@@ -115,6 +124,30 @@ class TaskConfig:
                     raise ValueError(f"labels: {err}") from None
         if self.label_names is not None:
             raise ValueError("label_names: a token-classification task names its tags in `labels`")
+
+    def _validate_qa(self) -> None:
+        """A question-answering task: SQuAD JSON or JSON lines, no label set, an answer metric, window sizes."""
+        if self.name.lower().replace("-", "") in GLUE:
+            raise ValueError(f"type: '{self.name}' is a GLUE sequence-classification preset, not a {self.type} task")
+        for key in ("labels", "label_names", "text_columns", "label_column"):
+            if getattr(self, key):
+                raise ValueError(f"{key}: a question-answering task reads SQuAD files (question, context, answers); "
+                                 "it has no such field")
+        if self.regression:
+            raise ValueError("regression: a question-answering task predicts answer spans, not scores")
+        self.regression = False
+        self.metric = self.metric or "f1"
+        if self.metric not in QA_METRICS:
+            raise ValueError(f"metric: '{self.metric}' does not fit a question-answering task "
+                             f"(use {', '.join(QA_METRICS)})")
+        if self.format not in ("auto", "jsonl"):
+            raise ValueError(f"format: a question-answering task reads SQuAD JSON or JSON lines (auto, jsonl), not "
+                             f"{self.format}")
+        for key in ("stride", "max_answer_length", "n_best"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.max_query_length < 1:
+            raise ValueError(f"max_query_length must be at least 1, got {self.max_query_length}")
 
     @property
     def num_labels(self) -> int:

@@ -21,11 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from alum.adversarial import ForwardOutput
-from alum.errors import UserError
 from alum.training.metrics import say
 from alum.finetune import tagged_data
 from alum.finetune.entities import entity_scores, sentences
-from alum.finetune.task_types import TaskType
+from alum.finetune.task_types import TaskType, files_only
 
 
 def load_tagger(model_dir, task):
@@ -83,15 +82,7 @@ class TokenClassification(TaskType):
     def sources(self, data, task, given):
         # Tagged sentences come from CoNLL or JSON-lines files only: a `datasets` source would need its
         # token and tag columns mapped, which is not built yet.
-        if data.dataset or any(v is not None for v in given.values()):
-            raise UserError("data.dataset: token classification reads CoNLL or JSON-lines files "
-                            "(data.train_file, data.dev_file); datasets are not supported for it yet")
-        if data.extra_dev_files:
-            raise UserError("data.extra_dev_files: token classification evaluates one dev file")
-        for key, path in (("data.train_file", data.train_file), ("data.dev_file", data.dev_file)):
-            if not path:
-                raise UserError(f"{key}: not set (a config key, or its flag: --train-file, --dev-file)")
-        return {"train": data.train_file, "dev": data.dev_file}
+        return files_only(data, given, "token classification", "CoNLL or JSON-lines files")
 
     def read(self, path, task, what):
         return tagged_data.read_tagged(path, task, what)

@@ -464,8 +464,6 @@ ROWS: list[Row] = [
         "ids.jsonl:1: tag 3 is an id; integer tags need task.labels"),
     Row("finetune", "token-labels-not-tags", lambda w: ["--config", "wnut17", "task.labels=[O, PER]"],
         "task.labels: tag 'PER' is neither O nor"),
-    Row("finetune", "question-answering-not-yet", lambda w: ["task.type=question_answering"],
-        "task.type: question_answering is not yet supported"),
     Row("finetune", "files-and-a-dataset", lambda w: ["--dataset", saved_dict(w)],
         "data.dataset and data.train_file: give the task's files or a dataset, not both"),
     Row("finetune", "dataset-unknown-split",
@@ -485,6 +483,25 @@ ROWS: list[Row] = [
     Row("finetune", "dataset-class-label-in-another-order",
         lambda w: [*finetune_dataset_base(w), saved_task_dict(w, names=["positive", "negative"])],
         "column 'label' is a ClassLabel with names [positive, negative], not the task's labels [0, 1]", base=False),
+    # question answering (SQuAD files, the squad_v2 preset)
+    Row("finetune", "squad-paragraph-without-context",
+        lambda w: squad_args(w, squad_file(w, "bad.json", [{"qas": []}])),
+        "bad.json: data[0].paragraphs[0]: missing 'context'"),
+    Row("finetune", "squad-jsonl-line-without-answers",
+        lambda w: squad_args(w, w.file("bad.jsonl", '{"id": "1", "question": "q", "context": "c"}\n')),
+        "bad.jsonl: line 1: missing 'answers'"),
+    Row("finetune", "squad-v1-task-on-a-v2-file",
+        lambda w: [*squad_args(w, squad_file(w, "v2.json", SQUAD_QAS)), "task.version=v1.1"],
+        "v2.json: question 'q2' is unanswerable (SQuAD v2.0) but task.version is v1.1"),
+    Row("finetune", "squad-task-with-labels", lambda w: [*squad_args(w), "task.labels=[a, b]"],
+        "task.labels: a question-answering task reads SQuAD files"),
+    Row("finetune", "squad-from-a-dataset",
+        lambda w: ["finetune", "--config", "squad_v2", "--model", w.model, "--output", w.tmp / "ft-out",
+                   "data.train_file=''", "data.dev_file=''", "data.max_seq_len=32", "--dataset", saved_dict(w)],
+        "data.dataset: question answering reads SQuAD JSON or JSON-lines files", base=False),
+    Row("finetune", "squad-window-without-room",
+        lambda w: [*squad_args(w), "data.max_seq_len=16", "task.max_query_length=8", "task.stride=8"],
+        "train.json: max_length 16 leaves 5 context tokens"),
     Row("finetune", "model-missing", lambda w: ["--model", w.tmp / "nomodel"],
         "model directory '{w.tmp}/nomodel' not found (model)"),
     Row("finetune", "model-without-weights", lambda w: ["--model", bare_model(w)],
@@ -583,6 +600,9 @@ ROWS: list[Row] = [
     Row("evaluate", "model-not-fine-tuned",
         lambda w: ["--model", w.ft, w.model, "--task", "sst2", "--tokenizer", w.model],
         "no trained classification head"),
+    Row("evaluate", "squad-task-on-a-classifier", lambda w: ["--task", w.file("qa.yaml", "task: {name: qa, type: question_answering, max_query_length: 8, "
+                                          "stride: 8}\n"), "--file", squad_file(w)],
+        "no trained classification head for task 'qa' (2 outputs)"),
     Row("evaluate", "tokenizer-json-truncated", lambda w: ["--tokenizer", tok_cut_json(w, w.ft, "t", "tokenizer.json")],
         "{w.tmp}/in/t"),
     Row("evaluate", "attack-eps-negative", lambda w: ["--attack-eps", -1], "--attack-eps must be at least 0, got -1.0"),
@@ -678,6 +698,23 @@ def fake_checkpoint(w: W, config: str | bool = True, partial: bool = False) -> P
     for name in ("step-00000002", *(["step-00000004.partial"] if partial else [])):
         w.file(f"run/checkpoints/{name}/engine/mp_rank_00_model_states.pt", b"\x00" * 64)
     return run / "checkpoints" / ("step-00000004.partial" if partial else "step-00000002")
+
+
+SQUAD_QAS = [{"id": "q1", "question": "who ruled", "answers": [{"text": "the king", "answer_start": 0}]},
+             {"id": "q2", "question": "who ate", "answers": [], "is_impossible": True}]
+
+
+def squad_file(w: W, name: str = "train.json", paragraphs: list | None = None) -> Path:
+    """A SQuAD JSON file: `paragraphs` (by default one, whose context holds the answer of SQUAD_QAS's q1)."""
+    paragraphs = [{"context": "the king ruled the land", "qas": SQUAD_QAS}] if paragraphs is None else paragraphs
+    if paragraphs and isinstance(paragraphs[0], dict) and "id" in paragraphs[0]:  # questions: one paragraph
+        paragraphs = [{"context": "the king ruled the land", "qas": paragraphs}]
+    return w.file(name, json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+
+
+def squad_args(w: W, train: Path | None = None) -> list:
+    return ["--config", "squad_v2", "--train-file", train or squad_file(w), "--dev-file", squad_file(w, "dev.json"),
+            "data.max_seq_len=32", "task.max_query_length=8", "task.stride=8"]
 
 
 def reg_file(w: W) -> Path:

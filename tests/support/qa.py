@@ -63,3 +63,36 @@ def tiny_qa_model(tokenizer, seed: int = 0, max_positions: int = 128):
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=max_positions, pad_token_id=tokenizer.pad_token_id)
     return BertForQuestionAnswering(config)
+
+
+def build_qa_model_dir(directory, kind: str = "wordpiece", max_positions: int = 128):
+    """A tiny masked-LM BERT (as the pretrain stage exports it: no span head yet) with the `kind` tokenizer."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = tiny_tokenizer(kind)
+    tok.save_pretrained(str(directory))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=max_positions, pad_token_id=tok.pad_token_id)
+    BertForMaskedLM(config).save_pretrained(str(directory))
+    return directory
+
+
+def split_sample(directory, paragraphs: tuple[int, int] = (8, 3), answerable_only: bool = False):
+    """A test fixture, not an evaluation protocol: the v2.0 dev sample cut, deterministically, into a training
+    file (its first `paragraphs[0]` paragraphs) and a dev file (the next `paragraphs[1]`), as SQuAD JSON;
+    `answerable_only` drops the unanswerable questions (a v1.1 file)."""
+    squad = json.loads(SQUAD_V2_DEV.read_text(encoding="utf-8"))
+    paras = [p for a in squad["data"] for p in a["paragraphs"]]
+    if answerable_only:
+        paras = [{**p, "qas": [q for q in p["qas"] if not q.get("is_impossible")]} for p in paras]
+        paras = [p for p in paras if p["qas"]]
+    n_train, n_dev = paragraphs
+    out = []
+    for name, chosen in (("train", paras[:n_train]), ("dev", paras[n_train:n_train + n_dev])):
+        path = directory / f"{name}-{'v1.1' if answerable_only else 'v2.0'}.json"
+        version = "1.1" if answerable_only else "v2.0"
+        path.write_text(json.dumps({"version": version, "data": [{"title": "sample", "paragraphs": chosen}]}),
+                        encoding="utf-8")
+        out.append(path)
+    return tuple(out)

@@ -17,10 +17,19 @@ PRESETS = sorted((CONFIGS / "finetune").glob("*.yaml"))
 
 
 TAGGING = {"wnut17"}  # token-classification presets
+QA = {"squad_v1": "v1.1", "squad_v2": "v2.0"}  # question-answering presets, with their SQuAD version
 
 
 def test_there_is_a_preset_per_glue_task_and_a_generic_one():
-    assert {p.stem for p in PRESETS} == {*GLUE, "generic", *TAGGING}
+    assert {p.stem for p in PRESETS} == {*GLUE, "generic", *TAGGING, *QA}
+
+
+@pytest.mark.parametrize("name", sorted(QA))
+def test_the_squad_presets_are_question_answering_with_the_usual_windows(name):
+    task = load_finetune_config(name, ["model=x"]).task
+    assert task.type == "question_answering" and task.version == QA[name] and task.metric == "f1"
+    assert (task.stride, task.max_query_length, task.max_answer_length) == (128, 64, 30)
+    assert load_finetune_config(name, ["model=x"]).data.max_seq_len == 384
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)

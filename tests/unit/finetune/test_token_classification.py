@@ -56,7 +56,6 @@ def test_a_line_with_other_columns_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"type": "question_answering"}, "type: question_answering is not yet supported"),
     ({"name": "sst2"}, "type: 'sst2' is a GLUE sequence-classification preset"),
     ({"format": "tsv"}, "format: a token-classification task reads conll or jsonl files, not tsv"),
     ({"metric": "accuracy"}, "metric: 'accuracy' does not fit a token-classification task"),

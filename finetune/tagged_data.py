@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
+from alum.io.jsonl import json_objects
 from alum.finetune.data import Encoded
 from alum.finetune.sources import task_file
 from alum.finetune.tasks import TaskConfig
@@ -101,15 +102,7 @@ def _read_conll(path: Path, text: str, task: TaskConfig) -> TaggedSplit:
 def _read_jsonl(path: Path, text: str, task: TaskConfig) -> TaggedSplit:
     split = TaggedSplit(path, [], [], [])
     words_key, tags_key = task.text_columns[0], task.label_column
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{number}: expected a JSON object with '{words_key}' and '{tags_key}'")
+    for number, row in json_objects(path, text, f"'{words_key}' and '{tags_key}'"):
         for key, name in ((words_key, "task.text_columns"), (tags_key, "task.label_column")):
             if not isinstance(row.get(key), list):
                 raise UserError(f"{path}:{number}: no list '{key}' ({name}); the object has: {', '.join(row)}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alum.errors import UserError
+from alum.io.jsonl import json_objects
 
 
 @dataclass
@@ -116,16 +117,8 @@ def _squad_json(path: Path, whole: dict) -> list[QAExample]:
 
 def _json_lines(path: Path, text: str) -> list[QAExample]:
     out = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, row in json_objects(path, text, "id, context, question, answers"):
         where = f"line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{n}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path}:{n}: expected a JSON object with id, context, question, answers")
         answers = _need(row, "answers", dict, where, path)
         texts = _need(answers, "text", list, f"{where}.answers", path)
         starts = _need(answers, "answer_start", list, f"{where}.answers", path)

@@ -31,7 +31,7 @@ from alum.errors import UserError, writing
 from alum.io.publish import check_directory
 from alum.training.metrics import progress_bar
 from alum.finetune.config import AttackConfig, EvaluateConfig
-from alum.finetune.model import TASK_FILE
+from alum.finetune.model import SAVED_LENGTH, TASK_FILE
 from alum.finetune.prepare import load_model_and_tokenizer
 from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig, task_from
@@ -115,7 +115,8 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
     # (loaded to see, and let go, so that comparing several models never holds them all at once).
     checked = []
     for name in cfg.models:
-        model_dir, tokenizer, max_len = load_model_and_tokenizer(name, cfg.tokenizer, cfg.max_seq_len, "--max-seq-len")
+        length = cfg.max_seq_len or trained_length(Path(name))
+        model_dir, tokenizer, max_len = load_model_and_tokenizer(name, cfg.tokenizer, length, "--max-seq-len")
         task = resolve_task(cfg.task, model_dir)
         kind = task_type(task)
         if kind.needs_labels and not task.regression and not task.labels:
@@ -126,15 +127,16 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
             outputs = task.num_labels if kind.needs_labels else 2  # a span head: start and end
             raise UserError(f"{model_dir}: no trained classification head for task '{task.name}' "
                             f"({outputs} outputs); these weights would be random: {', '.join(initialised)}")
-        checked.append((name, model_dir, tokenizer, task, data))
+        checked.append((name, model_dir, tokenizer, task, data, max_len))
 
     results = {}
-    for name, model_dir, tokenizer, task, data in checked:
+    for name, model_dir, tokenizer, task, data, max_len in checked:
         kind = task_type(task)
         model, _ = kind.load_model(model_dir, task)
         batches = DataLoader(data, batch_size=cfg.batch_size, collate_fn=kind.collator(tokenizer, task))
         metrics = evaluate(model, kind.forward(model, task), batches, task, cfg.attack, label=name)
-        results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), **metrics}
+        results[name] = {"task": task.name, "metric": task.metric, "examples": len(data), "max_seq_len": max_len,
+                         **metrics}
         if on_model is not None:
             on_model(name, metrics)
     attack = cfg.attack
@@ -163,10 +165,22 @@ def resolve_task(spec: str | None, model_dir: Path) -> TaskConfig:
             raise UserError(f"{saved}: not UTF-8 text; re-export the model") from None
         if not isinstance(spec, dict):
             raise UserError(f"{saved}: expected a JSON object (the task's fields), got {type(spec).__name__}")
+        spec.pop(SAVED_LENGTH, None)
         return task_from(spec, source=str(saved))
     if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
         return task_from(read_yaml(spec).get("task") or {}, source=spec)
     return task_from(spec, source="--task")
+
+
+def trained_length(model_dir: Path) -> int | None:
+    """The length fine-tuning cut examples to, as the export saved it (None for older exports and other
+    models; a file that cannot be read is reported by `resolve_task`), so that evaluating a model on its dev
+    file gives the figures its run reported."""
+    try:
+        length = json.loads((model_dir / TASK_FILE).read_text(encoding="utf-8")).get(SAVED_LENGTH)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return length if type(length) is int and length >= 8 else None
 
 
 def check_output_file(path: Path) -> None:

@@ -25,6 +25,7 @@ from alum.io.publish import publish, staging
 from alum.finetune.tasks import TaskConfig
 
 TASK_FILE = "alum_task.json"  # the task spec saved next to an exported model, for `alum evaluate`
+SAVED_LENGTH = "max_seq_len"  # the key of TASK_FILE that is not a task field
 
 
 def load_config(path: Path):
@@ -129,7 +130,7 @@ def full_weights(engine, modify: bool = False):
 
 
 def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path,
-           card: Callable[[Path], ModelCard] | None = None) -> Path:
+           card: Callable[[Path], ModelCard] | None = None, max_seq_len: int | None = None) -> Path:
     """A HF directory that AutoModelForSequenceClassification loads with no code of ours, label names in its
     config, the tokenizer, the task spec, and the model card `card(staged directory)` makes. Written aside and
     swapped in by renames, so a kill at any moment leaves one complete copy (`<name>/`, or `<name>.old/` in the
@@ -140,7 +141,9 @@ def export(model: nn.Module, tokenizer, task: TaskConfig, directory: Path,
         with writing("the model", directory), quiet_transformers():
             model.save_pretrained(str(partial))
             save_tokenizer_for(model, tokenizer, partial)
-            (partial / TASK_FILE).write_text(json.dumps(task.to_dict(), indent=2) + "\n")
+            # beside the task, the length fine-tuning cut examples to: `alum evaluate` reads them at it by default
+            saved = {**task.to_dict(), **({SAVED_LENGTH: max_seq_len} if max_seq_len else {})}
+            (partial / TASK_FILE).write_text(json.dumps(saved, indent=2) + "\n")
             if card is not None:  # it reads the saved weights: their family and size
                 write_card(partial, card(partial))
     except UserError:

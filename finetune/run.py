@@ -100,11 +100,11 @@ def run_method(prep: Prepared, name: str, out: Path, resume: bool = False) -> li
             return finetune_card(prep, name, staged, result)
 
         if cfg.train.save_seed_models:
-            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best", card)
+            export(model, prep.tokenizer, prep.task, out / f"seed-{result.seed}" / "best", card, prep.cfg.data.max_seq_len)
         value = result.best[prep.task.metric]
         if not leader or value > leader[0]:
             leader[:] = [value]
-            export(model, prep.tokenizer, prep.task, out / "best", card)
+            export(model, prep.tokenizer, prep.task, out / "best", card, prep.cfg.data.max_seq_len)
 
     for seed in cfg.seeds():
         if seed in finished:

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--task", metavar="NAME|YAML", help="a GLUE preset name or a config whose `task` section describes "
                    "the task; default: the task saved with the model (alum_task.json)")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: each model's own)")
-    p.add_argument("--max-seq-len", type=int, metavar="N", help="default: 128, or the model's positions if fewer")
+    p.add_argument("--max-seq-len", type=int, metavar="N", help="default: the length the model was fine-tuned at "
+                   "(saved with it by `alum finetune`); else 128, or the model's positions if fewer")
     p.add_argument("--batch-size", type=int, default=64, metavar="N")
     p.add_argument("--attack-eps", type=float, metavar="EPS",
                    help="radius of the embedding attack, per token L2 by default (0.01; 0 or --no-attack: none)")

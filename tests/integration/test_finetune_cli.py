@@ -112,6 +112,23 @@ def test_evaluate_prints_one_json_line_and_compares_two_models(compared, tmp_pat
     assert both["models"][smart]["accuracy"] == result["accuracy"]  # the attack leaves the clean figure alone
 
 
+def test_evaluate_reads_at_the_fine_tuning_length_and_reproduces_the_run(compared, capsys):
+    """Without --max-seq-len, a model is evaluated at the length its fine-tuning cut examples to (TINY's 32,
+    saved with the export): on its own dev file it gives the figure its run reported."""
+    import yaml
+
+    dev = yaml.safe_load((compared / "config.yaml").read_text())["data"]["dev_file"]
+    summary = json.loads((compared / "smart" / "metrics.json").read_text())
+    best = str(compared / "smart" / "best")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", best, "--file", dev, "--no-attack"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["max_seq_len"] == 32
+    assert result["accuracy"] == summary["per_seed"][str(summary["best_seed"])]
+    assert main(["evaluate", "--model", best, "--file", dev, "--no-attack", "--max-seq-len", "48"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["max_seq_len"] == 48  # the flag wins
+
+
 def test_the_stages_run_from_python_as_the_commands_do(compared, tmp_path, model_dir, capsys):
     """finetune's and evaluate's `run`, given a config, return what the commands write and print."""
     dev = write_tsv(tmp_path / "contrast.tsv", ["sentence", "label"], [["a good film", 1], ["a bad film", 0]] * 4)

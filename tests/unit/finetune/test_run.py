@@ -139,8 +139,8 @@ def sweep(tmp_path, monkeypatch, finished: dict[int, float], values: dict[int, f
         return done
 
     monkeypatch.setattr(finetune_run, "train_seed", fake_train)
-    monkeypatch.setattr(finetune_run, "export", lambda model, tok, task, directory, card=None: exported.append(
-        (directory.name, model)))
+    monkeypatch.setattr(finetune_run, "export", lambda model, tok, task, directory, card=None, max_seq_len=None:
+                        exported.append((directory.name, model)))
     results = finetune_run.run_method(prep, "smart", tmp_path, resume=True)
     return results, trained, exported
 

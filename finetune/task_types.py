@@ -15,7 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from alum.finetune.data import Collator, Encoded
+from alum.errors import UserError
+from alum.finetune.data import Collator, Encoded, encode, infer_labels, label_ids, read_split
+from alum.finetune.metrics import task_metrics
+from alum.finetune.model import load_classifier, make_forward
+from alum.finetune.sources import task_rows
 from alum.finetune.tasks import TaskConfig
 
 
@@ -31,8 +35,6 @@ class TaskType:
     def sources(self, data, task: TaskConfig, given: dict[str, Any]) -> dict[str, Any]:
         """What `read` takes for every split the run reads (train, dev, the extra dev sets), by name: the
         config's files or dataset, or the `datasets.Dataset` objects in `given` in their place."""
-        from alum.finetune.sources import task_rows
-
         return task_rows(data, task, given)
 
     def read(self, source: Any, task: TaskConfig, what: str) -> Any:
@@ -77,31 +79,21 @@ class SequenceClassification(TaskType):
     pipeline_tag = "text-classification"
 
     def load_model(self, model_dir, task):
-        from alum.finetune.model import load_classifier
-
         return load_classifier(model_dir, task)
 
     def read(self, path, task, what):
-        from alum.finetune.data import read_split
-
         return read_split(path, task, what)
 
     def infer_labels(self, task, train):
-        from alum.finetune.data import infer_labels
-
         infer_labels(task, train)
 
     def encode(self, split, task, tokenizer, max_len):
-        from alum.finetune.data import encode, label_ids
-
         return encode(split, label_ids(task, split), tokenizer, max_len)
 
     def collator(self, tokenizer, task):
         return Collator(tokenizer, task.regression)
 
     def forward(self, model, task):
-        from alum.finetune.model import make_forward
-
         return make_forward(model, task.regression)
 
     def divergence(self, task):
@@ -111,8 +103,6 @@ class SequenceClassification(TaskType):
         return batch["labels"].cpu().numpy()
 
     def metrics(self, outputs, gold, task):
-        from alum.finetune.metrics import task_metrics
-
         return task_metrics(outputs, gold, regression=task.regression)
 
     def describe_labels(self, task):
@@ -122,8 +112,6 @@ class SequenceClassification(TaskType):
 def files_only(data, given: dict[str, Any], kind: str, files: str) -> dict[str, Any]:
     """The training and dev files of a task type that reads its own file formats (`files`), not `datasets`
     sources; anything else refused in one line."""
-    from alum.errors import UserError
-
     if data.dataset or any(v is not None for v in given.values()):
         raise UserError(f"data.dataset: {kind} reads {files} (data.train_file, data.dev_file); datasets are not "
                         "supported for it yet")
@@ -136,6 +124,7 @@ def files_only(data, given: dict[str, Any], kind: str, files: str) -> dict[str, 
 
 
 def task_type(task: TaskConfig) -> TaskType:
+    # here, not at the top: these modules subclass TaskType from this one
     from alum.finetune.question_answering import QuestionAnswering
     from alum.finetune.token_classification import TokenClassification
 

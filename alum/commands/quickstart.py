@@ -85,11 +85,6 @@ def run(args) -> int:
 def stage_configs(out: Path, args) -> dict:
     """The config of each stage, read and checked (a bad one fails here, before any stage runs)."""
     steps = args.pretrain_steps
-    finetune = load_finetune_config("sst2", [
-        "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}", "optim.lr=1e-3",
-        "optim.warmup=0.1"],
-        flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
-               "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")})
     return {
         "tokenizer": load_config(TokenizerConfig, "bytelevel-bpe", ["bpe.vocab_size=4096"], kind="tokenizer",
                                  flags={"corpus.files": [str(CORPUS)], "output.dir": str(out / "tokenizer")}),
@@ -98,12 +93,13 @@ def stage_configs(out: Path, args) -> dict:
             f"log_every={max(1, steps // 30)}"], kind="pretrain",
             flags={"data.tokenizer": str(out / "tokenizer"), "data.files": [str(CORPUS)],
                    "output": str(out / "pretrain")}),
-        "finetune": finetune,
-        # `alum evaluate`'s defaults (the task saved with the model, a 5-step PGD attack of radius 0.01) at the
-        # length fine-tuning cut examples to: at evaluate's own default (128) the few SST-2 sentences longer
-        # than 64 tokens are read whole, and the table's two accuracies of one model would disagree
-        "evaluate": EvaluateConfig(models=[str(out / "finetune" / "best")], file=str(SST2 / "dev.tsv"),
-                                   max_seq_len=finetune.data.max_seq_len),
+        "finetune": load_finetune_config("sst2", [
+            "adversarial.method=smart", "train.seeds=1", f"train.epochs={args.finetune_epochs}", "optim.lr=1e-3",
+            "optim.warmup=0.1"],
+            flags={"model": str(out / "pretrain" / "final"), "output": str(out / "finetune"),
+                   "data.train_file": str(SST2 / "train.tsv"), "data.dev_file": str(SST2 / "dev.tsv")}),
+        # `alum evaluate`'s defaults: the task saved with the model, a 5-step PGD attack of radius 0.01
+        "evaluate": EvaluateConfig(models=[str(out / "finetune" / "best")], file=str(SST2 / "dev.tsv")),
     }
 
 

@@ -41,10 +41,9 @@ def test_the_quickstart_calls_the_evaluate_stage_not_the_command(tmp_path, monke
     monkeypatch.setattr(alum.finetune.evaluate, "run", evaluate)
     monkeypatch.setattr(alum.commands.evaluate, "run", lambda args: pytest.fail("went through `alum evaluate`"))
     assert main(["quickstart", "--output", str(out)]) == 0
-    # the command's defaults, as a config: the model the fine-tuning exported, the task saved with it, and the
-    # length fine-tuning read examples at (the SST-2 preset's 64), so both accuracies of the table agree
+    # the command's defaults, as a config: the model the fine-tuning exported, the task saved with it
     assert asked == [EvaluateConfig(models=[str(out / "finetune" / "best")], file=str(SST2 / "dev.tsv"),
-                                    max_seq_len=64, attack=AttackConfig())]
+                                    attack=AttackConfig())]
     assert json.loads((out / "evaluate.json").read_text()) == summary
     printed = capsys.readouterr().out
     assert "evaluate" in printed and "accuracy 0.750, under attack 0.500" in printed

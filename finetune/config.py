@@ -93,10 +93,14 @@ class AttackConfig:
 
 @dataclass
 class EvaluateConfig:
-    """What `alum evaluate` is asked: models (several to compare) on one file in their task's format."""
+    """What `alum evaluate` is asked: models (several to compare) on one file in their task's format, or on
+    one split of a dataset."""
 
     models: list[str]  # HF model directories, e.g. the best/ of `alum finetune`
-    file: str  # a task file: tsv, csv or jsonl
+    file: str = ""  # a task file (tsv, csv, jsonl, parquet, arrow; CoNLL; SQuAD JSON) or a save_to_disk folder
+    dataset: str = ""  # or a dataset, as finetune's data.dataset: a save_to_disk or dataset folder, a Hub name
+    dataset_config: str = ""
+    split: str = "validation"  # the dataset's split
     task: str | None = None  # a GLUE preset's name or a YAML config with a task section; None: alum_task.json
     tokenizer: str | None = None  # None: each model's own
     max_seq_len: int | None = None  # None: 128, or the model's positions if fewer

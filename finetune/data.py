@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from alum.errors import UserError
-from alum.finetune.sources import Rows, from_file
+from alum.finetune.sources import Rows, source_of
 from alum.finetune.tasks import HUB_COLUMNS, TaskConfig
 
 
@@ -45,8 +45,7 @@ class Split:
 def read_split(source: Rows | str | Path, task: TaskConfig, what: str) -> Split:
     """Check that the rows of `source` (or of a file or save_to_disk folder) are there and hold the task's
     columns; keep what the task reads."""
-    if not isinstance(source, Rows):
-        source = from_file(source, task, what, "validation" if what != "train" else "train", "the split")
+    source = source_of(source, task, what)
     rows = source.rows
     if rows is None or len(rows) == 0:
         raise UserError(f"{source.name}: the {what} split has no examples")

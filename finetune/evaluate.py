@@ -1,4 +1,4 @@
-"""Dev metrics of a model on a task file, clean and under an embedding-space PGD attack.
+"""Dev metrics of a model on a task file or a dataset split, clean and under an embedding-space PGD attack.
 
 The attack is the core's: delta enters at the output of the input embeddings (the same hook training uses),
 climbs the task loss in the core's ascent loop (`alum.adversarial.ascent.climb`, PGD's) with normalised steps,
@@ -6,7 +6,8 @@ and is projected back to the eps-ball after each one (`functional.ascent_step` i
 model in eval mode (no dropout). It starts from zero, so it is deterministic: two models attacked with the
 same settings are comparable.
 
-`run(EvaluateConfig)` is the stage's entry (what `alum evaluate` calls): several models on one task file, every
+`run(EvaluateConfig)` is the stage's entry (what `alum evaluate` calls): several models on one task file or
+dataset split, every
 input checked before the first is evaluated; it returns the summary the command prints as its last line.
 """
 
@@ -33,6 +34,7 @@ from alum.training.metrics import progress_bar
 from alum.finetune.config import AttackConfig, EvaluateConfig
 from alum.finetune.model import SAVED_LENGTH, TASK_FILE
 from alum.finetune.prepare import load_model_and_tokenizer
+from alum.finetune.sources import from_dataset
 from alum.finetune.task_types import task_type
 from alum.finetune.tasks import TaskConfig, task_from
 
@@ -109,8 +111,12 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
         raise UserError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.max_seq_len is not None and cfg.max_seq_len < 8:
         raise UserError(f"--max-seq-len must be at least 8, got {cfg.max_seq_len}")
+    if bool(cfg.file) == bool(cfg.dataset):
+        raise UserError("--file or --dataset: name the examples to evaluate on, one of the two")
     if cfg.output is not None:
         check_output_file(Path(cfg.output))
+    # a dataset is loaded once, whatever the number of models; a file is read for each (its task may differ)
+    source = from_dataset(cfg.dataset, cfg.dataset_config, cfg.split, "--split") if cfg.dataset else cfg.file
     # Every model and its data checked before the first is evaluated: a model without a trained head too
     # (loaded to see, and let go, so that comparing several models never holds them all at once).
     checked = []
@@ -121,7 +127,7 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
         kind = task_type(task)
         if kind.needs_labels and not task.regression and not task.labels:
             raise UserError(f"task.labels: the task '{task.name}' lists no labels; name them to evaluate")
-        data = kind.load_file(cfg.file, task, tokenizer, max_len, "evaluation")
+        data = kind.load_file(source, task, tokenizer, max_len, "evaluation")
         _, initialised = kind.load_model(model_dir, task)
         if initialised:
             outputs = task.num_labels if kind.needs_labels else 2  # a span head: start and end
@@ -140,7 +146,9 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
         if on_model is not None:
             on_model(name, metrics)
     attack = cfg.attack
-    summary = {"file": cfg.file, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}
+    examples = {"file": cfg.file} if cfg.file else {"dataset": cfg.dataset, "dataset_config": cfg.dataset_config,
+                                                    "split": cfg.split}
+    summary = {**examples, "attack": {**vars(attack), "step_size": attack.alpha} if attack.enabled else None}
     if len(results) == 1:
         summary.update({"model": cfg.models[0], **results[cfg.models[0]]})
     else:

@@ -39,12 +39,12 @@ from torch import nn
 from alum.errors import UserError
 from alum.training.metrics import say
 from alum.finetune.data import Encoded
-from alum.finetune.sources import task_file
+from alum.finetune.sources import Rows, source_of
 from alum.finetune.qa import features as qa_features
 from alum.finetune.qa import reading, squad_metrics
 from alum.finetune.qa.forward import qa_forward
 from alum.finetune.qa.postprocess import answers, best_spans
-from alum.finetune.task_types import TaskType, files_only
+from alum.finetune.task_types import TaskType, train_and_dev
 from alum.finetune.tasks import TaskConfig
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids", "span_mask", "start_positions", "end_positions",
@@ -53,9 +53,10 @@ BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids", "span_mask", "sta
 
 @dataclass
 class QASplit:
-    """A SQuAD file, read: its questions, and whether it is the training file (see `qa.features.encode`)."""
+    """A SQuAD file or `datasets` rows, read: the questions, and whether it is the training split (see
+    `qa.features.encode`)."""
 
-    path: Path
+    path: Path | str  # the file, or the name of the dataset rows
     data: reading.QAData
     training: bool
 
@@ -77,12 +78,20 @@ _FILES: dict[int, EncodedFile] = {}
 _NUMBERS = itertools.count()
 
 
-def read_squad(path: str | Path, task: TaskConfig, what: str) -> QASplit:
-    path = task_file(path, what)
-    data = reading.read(path)
+OWN_FORMATS = ("jsonl",)  # SQuAD JSON and JSON lines (a .json file is either), read by `qa/reading.py`
+
+
+def read_squad(source: Rows | str | Path, task: TaskConfig, what: str) -> QASplit:
+    """A split from a SQuAD JSON or JSON-lines file, or from `datasets` rows in the `squad` shape (a
+    save_to_disk folder, parquet or arrow named as a file is read as rows)."""
+    source = source_of(source, task, what, OWN_FORMATS)
+    if isinstance(source, Rows):
+        name, data = source.name, reading.read_rows(source.rows, source.name)
+    else:
+        name, data = source, reading.read(source)
     if data.warning:
         say(f"warning: {data.warning}")
-    return QASplit(path, data, training=what == "train")
+    return QASplit(name, data, training=what == "train")
 
 
 def encode_windows(split: QASplit, task: TaskConfig, tokenizer, max_len: int) -> Encoded:
@@ -186,7 +195,7 @@ class QuestionAnswering(TaskType):
         return load_reader(model_dir, task)
 
     def sources(self, data, task, given):
-        return files_only(data, given, "question answering", "SQuAD JSON or JSON-lines files")
+        return train_and_dev(data, task, given, "question answering", OWN_FORMATS)
 
     def read(self, path, task, what):
         return read_squad(path, task, what)

@@ -36,10 +36,12 @@ class Rows:
         return f"{self.name}:{self.first_line + index}" if self.first_line is not None else f"{self.name} row {index}"
 
 
-def task_rows(data, task: TaskConfig, given: dict[str, Any] | None = None) -> dict[str, Rows]:
+def task_rows(data, task: TaskConfig, given: dict[str, Any] | None = None,
+              own_formats: tuple[str, ...] = ()) -> dict[str, Rows | Path]:
     """The rows of every split the run reads, by name: train, dev, then the extra dev sets (MNLI's
     mismatched). `data` is the config's data section; `given` holds `datasets.Dataset` objects by split name,
-    which take the place of the config's source for that split."""
+    which take the place of the config's source for that split. A file in one of `own_formats` (a task
+    type's own, read by its own reader: CoNLL, SQuAD JSON) is given back as its checked path."""
     given = {k: v for k, v in (given or {}).items() if v is not None}
     extras = data.extra_dev_splits if data.dataset else data.extra_dev_files
     names = list(dict.fromkeys(["train", "dev", *extras, *given]))
@@ -59,8 +61,17 @@ def task_rows(data, task: TaskConfig, given: dict[str, Any] | None = None) -> di
             if not path:
                 raise UserError(f"{key}: not set (a config key, or its flag: --train-file, --dev-file; or a dataset: "
                                 "data.dataset, --dataset)")
-            out[name] = from_file(path, task, what, split, split_key)
+            out[name] = from_file(path, task, what, split, split_key, own_formats)
     return out
+
+
+def source_of(given: Rows | str | Path, task: TaskConfig, what: str,
+              own_formats: tuple[str, ...] = ()) -> Rows | Path:
+    """What a reader reads: `Rows` as given; a path (`alum evaluate --file`, a reader called from Python) as
+    `from_file` makes it, a save_to_disk folder's split being `validation` except for training."""
+    if isinstance(given, Rows):
+        return given
+    return from_file(given, task, what, "train" if what == "train" else "validation", "the split", own_formats)
 
 
 def quiet_datasets():
@@ -93,8 +104,10 @@ def task_file(path: str | Path, what: str) -> Path:
     return path
 
 
-def from_file(path: str | Path, task: TaskConfig, what: str, split: str, split_key: str) -> Rows:
-    """A task file, or a `save_to_disk` folder (a DatasetDict's `split`, chosen by `split_key`)."""
+def from_file(path: str | Path, task: TaskConfig, what: str, split: str, split_key: str,
+              own_formats: tuple[str, ...] = ()) -> Rows | Path:
+    """A task file, or a `save_to_disk` folder (a DatasetDict's `split`, chosen by `split_key`); a file in one
+    of `own_formats` as its checked path, for the task type's own reader."""
     path = data_file(path)
     if path.is_dir():
         if not saved_dataset(path):
@@ -103,6 +116,8 @@ def from_file(path: str | Path, task: TaskConfig, what: str, split: str, split_k
         return Rows(_saved(path, split, split_key), str(path), kind="dataset")
     task_file(path, what)
     fmt = task.file_format(path)
+    if fmt in own_formats:
+        return path
     # Rows start on line 2 below a header, line 1 without one (jsonl, or column_names given); a binary
     # format's rows have no line.
     first = None if fmt in ("parquet", "arrow") else 2 if fmt != "jsonl" and not task.column_names else 1

@@ -1,11 +1,16 @@
 """Token-classification files: read (CoNLL columns or JSON lines), checked, and aligned to sub-words.
 
+Sources: a CoNLL or JSON-lines file, read here; or rows from `datasets` (a dataset by name, a save_to_disk
+folder, a parquet or arrow file, a `Dataset` object: `alum.finetune.sources`) with the JSON-lines columns.
+
 CoNLL (2000/2003 style): one token per line, whitespace-separated columns, the tag in `task.tag_column`
 (default the last); a blank line ends a sentence; `-DOCSTART-` lines separate documents and are dropped.
 Every token line of a file has the same number of columns (conlleval's rule): a line with another count is
 malformed and named. JSON lines: one object per sentence, the words in `task.text_columns[0]` (`tokens`)
 and the tags in `task.label_column` (`ner_tags`), as strings or as ids into `task.labels` (the HF datasets
-`conll2003` shape).
+`conll2003` shape). Rows from `datasets` whose tag column is a list of `ClassLabel` (conll2003's `ner_tags`)
+carry their tag names: the ids are read as those names, and a task without `labels` takes them in their
+order, as a `datasets` user expects.
 
 Alignment: each word's tag goes on its first sub-word; later sub-words, special tokens and padding get
 -100 (no label: neither the loss nor the divergences nor the metrics see them). A sentence longer than
@@ -25,7 +30,7 @@ import torch
 from alum.errors import UserError
 from alum.io.jsonl import json_objects
 from alum.finetune.data import Encoded
-from alum.finetune.sources import task_file
+from alum.finetune.sources import Rows, source_of
 from alum.finetune.tasks import TaskConfig
 
 IGNORE = -100  # the label of a position that is not a word's first sub-word
@@ -33,24 +38,38 @@ IGNORE = -100  # the label of a position that is not a word's first sub-word
 
 @dataclass
 class TaggedSplit:
-    """A token-classification file, read: the words and tags of every sentence, and each token's file line."""
+    """A token-classification split, read: the words and tags of every sentence, and where each token is."""
 
-    path: Path
+    path: Path | str  # the file, or the name of the dataset rows
     words: list[list[str]]
     tags: list[list[Any]]  # as written: tag strings, or integer ids (JSON lines)
-    lines: list[list[int]]  # the line of every token (JSON lines: the sentence's line)
+    lines: list[list[int]]  # the file line of every token (JSON lines: the sentence's); for rows, the row
+    class_names: list[str] | None = None  # the tag column's ClassLabel names (rows only), in their order
+    in_rows: bool = False  # `lines` hold row numbers of a dataset, not file lines
+
+    def place(self, line: int) -> str:
+        return f"{self.path} row {line}" if self.in_rows else f"{self.path}:{line}"
 
     def __len__(self) -> int:
         return len(self.words)
 
 
-def read_tagged(path: str | Path, task: TaskConfig, what: str) -> TaggedSplit:
-    path = task_file(path, what)
-    text = _text(path)
-    split = _read_jsonl(path, text, task) if task.file_format(path) == "jsonl" else _read_conll(path, text, task)
+def read_tagged(source: Rows | str | Path, task: TaskConfig, what: str) -> TaggedSplit:
+    """A split from a CoNLL or JSON-lines file, or from dataset rows (a save_to_disk folder, parquet or arrow
+    named as a file is read as rows too)."""
+    source = source_of(source, task, what, OWN_FORMATS)
+    if isinstance(source, Rows):
+        split = _read_rows(source, task)
+    else:
+        text = _text(source)
+        split = (_read_jsonl(source, text, task) if task.file_format(source) == "jsonl"
+                 else _read_conll(source, text, task))
     if not split.words:
-        raise UserError(f"{path}: the {what} split has no sentences")
+        raise UserError(f"{split.path}: the {what} split has no sentences")
     return split
+
+
+OWN_FORMATS = ("conll", "jsonl")  # read here; any other source is read by `datasets`
 
 
 def _text(path: Path) -> str:
@@ -116,6 +135,35 @@ def _read_jsonl(path: Path, text: str, task: TaskConfig) -> TaggedSplit:
     return split
 
 
+def _read_rows(source: Rows, task: TaskConfig) -> TaggedSplit:
+    rows = source.rows
+    words_key, tags_key = task.text_columns[0], task.label_column
+    split = TaggedSplit(source.name, [], [], [], in_rows=True)
+    if rows is None:
+        return split
+    for key, name in ((words_key, "task.text_columns"), (tags_key, "task.label_column")):
+        if key not in rows.column_names:
+            raise UserError(f"{source.name}: no column '{key}' ({name}); the {source.kind} has: "
+                            f"{', '.join(rows.column_names)}")
+    inner = getattr(rows.features[tags_key], "feature", None)  # a list's element type
+    names = list(inner.names) if type(inner).__name__ == "ClassLabel" else None
+    split.class_names = names
+    for row, (words, tags) in enumerate(zip(rows[words_key], rows[tags_key])):
+        if not isinstance(words, list) or not isinstance(tags, list):
+            raise UserError(f"{source.place(row)}: '{words_key}' and '{tags_key}' must be lists (a sentence's words "
+                            "and tags)")
+        if len(words) != len(tags):
+            raise UserError(f"{source.place(row)}: {len(words)} words in '{words_key}' but {len(tags)} tags in "
+                            f"'{tags_key}'")
+        if names is not None:
+            tags = [names[t] if isinstance(t, int) and 0 <= t < len(names) else t for t in tags]
+        if words:
+            split.words.append([str(w) for w in words])
+            split.tags.append(list(tags))
+            split.lines.append([row] * len(words))
+    return split
+
+
 def infer_tags(task: TaskConfig, train: TaggedSplit) -> None:
     """A task without `labels`: "O" first (id 0, as in the HF conll2003 set), then the training file's other
     tags sorted (so B-X comes before I-X, and the ids do not depend on the order the file shows them in)."""
@@ -123,17 +171,25 @@ def infer_tags(task: TaskConfig, train: TaggedSplit) -> None:
 
     if task.labels:
         return
+    if train.class_names is not None:
+        for tag in train.class_names:
+            try:
+                split_tag(tag)
+            except ValueError as err:
+                raise UserError(f"{train.path}: the ClassLabel of '{task.label_column}': {err}") from None
+        task.labels = list(train.class_names)
+        return
     seen: dict[str, int] = {}
     for tags, lines in zip(train.tags, train.lines):
         for tag, line in zip(tags, lines):
             if not isinstance(tag, str):
-                raise UserError(f"{train.path}:{line}: tag {tag!r} is an id; integer tags need task.labels (the tag "
+                raise UserError(f"{train.place(line)}: tag {tag!r} is an id; integer tags need task.labels (the tag "
                                 "names in id order)")
             if tag not in seen:
                 try:
                     split_tag(tag)
                 except ValueError as err:
-                    raise UserError(f"{train.path}:{line}: {err}") from None
+                    raise UserError(f"{train.place(line)}: {err}") from None
                 seen[tag] = line
     task.labels = ["O", *sorted(t for t in seen if t != "O")]
 
@@ -147,12 +203,13 @@ def tag_ids(task: TaskConfig, split: TaggedSplit) -> list[list[int]]:
         for tag, line in zip(tags, lines):
             if isinstance(tag, int) and not isinstance(tag, bool):
                 if not 0 <= tag < len(task.labels):
-                    raise UserError(f"{split.path}:{line}: tag id {tag} is outside task.labels (0-{len(task.labels) - 1})")
+                    raise UserError(f"{split.place(line)}: tag id {tag} is outside task.labels "
+                                    f"(0-{len(task.labels) - 1})")
                 ids.append(tag)
             elif isinstance(tag, str) and tag in index:
                 ids.append(index[tag])
             else:
-                raise UserError(f"{split.path}:{line}: tag {tag!r} is not one of the task's labels "
+                raise UserError(f"{split.place(line)}: tag {tag!r} is not one of the task's labels "
                                 f"({', '.join(task.labels)}; task.labels: name every tag there when the "
                                 "training file lacks some)")
         out.append(ids)

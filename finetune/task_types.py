@@ -109,18 +109,13 @@ class SequenceClassification(TaskType):
         return "regression" if task.regression else task.id2label()
 
 
-def files_only(data, given: dict[str, Any], kind: str, files: str) -> dict[str, Any]:
-    """The training and dev files of a task type that reads its own file formats (`files`), not `datasets`
-    sources; anything else refused in one line."""
-    if data.dataset or any(v is not None for v in given.values()):
-        raise UserError(f"data.dataset: {kind} reads {files} (data.train_file, data.dev_file); datasets are not "
-                        "supported for it yet")
-    if data.extra_dev_files:
-        raise UserError(f"data.extra_dev_files: {kind} evaluates one dev file")
-    for key, path in (("data.train_file", data.train_file), ("data.dev_file", data.dev_file)):
-        if not path:
-            raise UserError(f"{key}: not set (a config key, or its flag: --train-file, --dev-file)")
-    return {"train": data.train_file, "dev": data.dev_file}
+def train_and_dev(data, task: TaskConfig, given: dict[str, Any], kind: str, own_formats: tuple[str, ...]):
+    """The training and dev sources of a task type that evaluates one dev set and reads files in
+    `own_formats` itself (CoNLL, SQuAD JSON): those files as paths, every other source as `datasets` rows."""
+    extra = {name for name, rows in given.items() if rows is not None} - {"train", "dev"}
+    if data.extra_dev_files or data.extra_dev_splits or extra:
+        raise UserError(f"data.extra_dev_files: {kind} evaluates one dev set (data.dev_file, or data.dev_split)")
+    return task_rows(data, task, given, own_formats)
 
 
 def task_type(task: TaskConfig) -> TaskType:

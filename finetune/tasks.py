@@ -108,8 +108,9 @@ class TaskConfig:
             raise ValueError("text_columns: a token-classification task reads one column of words")
         self.label_column = self.label_column or "ner_tags"
         self.metric = self.metric or "entity_f1"
-        if self.format not in ("auto", "conll", "jsonl"):
-            raise ValueError(f"format: a token-classification task reads conll or jsonl files, not {self.format}")
+        if self.format not in ("auto", "conll", "jsonl", "parquet", "arrow"):
+            raise ValueError(f"format: a token-classification task reads conll, jsonl, parquet or arrow files, not "
+                             f"{self.format}")
         if self.metric not in TOKEN_METRICS:
             raise ValueError(f"metric: '{self.metric}' does not fit a token-classification task "
                              f"(use {', '.join(TOKEN_METRICS)})")
@@ -140,9 +141,9 @@ class TaskConfig:
         if self.metric not in QA_METRICS:
             raise ValueError(f"metric: '{self.metric}' does not fit a question-answering task "
                              f"(use {', '.join(QA_METRICS)})")
-        if self.format not in ("auto", "jsonl"):
-            raise ValueError(f"format: a question-answering task reads SQuAD JSON or JSON lines (auto, jsonl), not "
-                             f"{self.format}")
+        if self.format not in ("auto", "jsonl", "parquet", "arrow"):
+            raise ValueError(f"format: a question-answering task reads SQuAD JSON or JSON lines (auto, jsonl), "
+                             f"parquet or arrow, not {self.format}")
         for key in ("stride", "max_answer_length", "n_best"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1, got {getattr(self, key)}")
@@ -162,7 +163,8 @@ class TaskConfig:
         suffix = Path(path).suffix.lower()
         known = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet",
                  ".arrow": "arrow"}
-        if self.type == "token_classification":  # CoNLL files go by many names (eng.train, train.txt, .conll)
+        if self.type == "token_classification" and suffix not in (".parquet", ".arrow"):
+            # CoNLL files go by many names (eng.train, train.txt, .conll)
             return "jsonl" if suffix in (".jsonl", ".json") else "conll"
         if suffix not in known:
             raise UserError(f"{path}: cannot tell the format from the suffix '{suffix}'; set task.format "

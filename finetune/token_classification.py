@@ -24,7 +24,7 @@ from alum.adversarial import ForwardOutput
 from alum.training.metrics import say
 from alum.finetune import tagged_data
 from alum.finetune.entities import entity_scores, sentences
-from alum.finetune.task_types import TaskType, files_only
+from alum.finetune.task_types import TaskType, train_and_dev
 
 
 def load_tagger(model_dir, task):
@@ -80,9 +80,7 @@ class TokenClassification(TaskType):
         return load_tagger(model_dir, task)
 
     def sources(self, data, task, given):
-        # Tagged sentences come from CoNLL or JSON-lines files only: a `datasets` source would need its
-        # token and tag columns mapped, which is not built yet.
-        return files_only(data, given, "token classification", "CoNLL or JSON-lines files")
+        return train_and_dev(data, task, given, "token classification", tagged_data.OWN_FORMATS)
 
     def read(self, path, task, what):
         return tagged_data.read_tagged(path, task, what)

@@ -19,6 +19,7 @@ pytest.register_assert_rewrite("support")  # their asserts explain themselves as
 from support.data import sst2_lines  # noqa: E402
 from support.models import build_model_dir, build_tokenizer  # noqa: E402
 from support.paths import SAMPLE  # noqa: E402
+from support.threads import intra_op_threads  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +52,8 @@ def model_dir(tmp_path_factory) -> Path:
 def one_thread():
     """These models are tiny: one intra-op thread is ~30x faster than two on a busy 2-core machine (a module
     asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with intra_op_threads(1):
+        yield
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,11 +14,18 @@ def add_parser(sub) -> None:
         "evaluate",
         help="metrics of fine-tuned models on a task file, clean and under an embedding attack",
         description="Evaluate one or more fine-tuned models (HF directories, e.g. the best/ of `alum finetune`) on "
-        "a file in the task's format. Prints the metrics; the last line of stdout is one JSON object.",
+        "a file in the task's format, or on a dataset's split. Prints the metrics; the last line of stdout is one "
+        "JSON object.",
     )
     p.add_argument("--model", nargs="+", required=True, metavar="DIR", help="model directories (several to compare)")
-    p.add_argument("--file", required=True, metavar="PATH", help="a task file (tsv, csv, jsonl, parquet, arrow; CoNLL "
-                   "or jsonl for token classification) or a save_to_disk folder (a DatasetDict's validation split)")
+    examples = p.add_mutually_exclusive_group(required=True)
+    examples.add_argument("--file", metavar="PATH", help="a task file (tsv, csv, jsonl, parquet, arrow; CoNLL or "
+                          "jsonl for token classification; SQuAD JSON for question answering) or a save_to_disk "
+                          "folder (a DatasetDict's validation split)")
+    examples.add_argument("--dataset", metavar="NAME|DIR", help="a dataset loaded with datasets.load_dataset (a local "
+                          "dataset folder, or a Hub name on a machine with network) or a save_to_disk folder")
+    p.add_argument("--dataset-config", default="", metavar="NAME", help="the dataset's configuration (glue: sst2, ...)")
+    p.add_argument("--split", default="validation", metavar="NAME", help="the dataset's split (default validation)")
     p.add_argument("--task", metavar="NAME|YAML", help="a GLUE preset name or a config whose `task` section describes "
                    "the task; default: the task saved with the model (alum_task.json)")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: each model's own)")
@@ -47,7 +54,8 @@ def attack_config(args) -> AttackConfig:
 def run(args) -> int:
     from alum.finetune.evaluate import run as evaluate  # torch: imported once the command line is read
 
-    cfg = EvaluateConfig(models=args.model, file=args.file, task=args.task, tokenizer=args.tokenizer,
+    cfg = EvaluateConfig(models=args.model, file=args.file or "", dataset=args.dataset or "",
+                         dataset_config=args.dataset_config, split=args.split, task=args.task, tokenizer=args.tokenizer,
                          max_seq_len=args.max_seq_len, batch_size=args.batch_size, attack=attack_config(args),
                          output=args.output)
 

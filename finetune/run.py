@@ -62,9 +62,9 @@ def run(cfg: FinetuneConfig, resume: bool = False, overwrite: bool = False, *, t
         shutil.rmtree(root)  # only now: a typo in the inputs must not cost the old run
     methods = cfg.adversarial.methods
     say(dump_yaml(cfg))
-    extra = "".join(f" and {len(d)} {name} dev" for name, d in prep.extra_dev.items())
-    say(f"task {prep.task.name}: {len(prep.train)} training and {len(prep.dev)} dev{extra} examples, "
-        f"labels {task_type(prep.task).describe_labels(prep.task)}, metric {prep.task.metric}")
+    kind = task_type(prep.task)
+    say(f"task {prep.task.name}: {kind.sizes(prep.train, prep.dev, prep.extra_dev)}, "
+        f"labels {kind.describe_labels(prep.task)}, metric {prep.task.metric}")
     if distributed.is_main():
         save_config(cfg, root / "config.yaml")
     summaries, histories = {}, {}

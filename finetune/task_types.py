@@ -67,6 +67,11 @@ class TaskType:
     def describe_labels(self, task: TaskConfig) -> Any:
         return task.id2label()
 
+    def sizes(self, train: Encoded, dev: Encoded, extra: dict[str, Encoded]) -> str:
+        """How much data the run has, for its first line: what the loop counts, in the task's units."""
+        more = "".join(f" and {len(d)} {name} dev" for name, d in extra.items())
+        return f"{len(train)} training and {len(dev)} dev{more} examples"
+
     def load_file(self, path: str | Path, task: TaskConfig, tokenizer, max_len: int, what: str) -> Encoded:
         """Read, check and encode one file (the task's labels must be known already)."""
         return self.encode(self.read(path, task, what), task, tokenizer, max_len)

@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
                           "dataset folder, or a Hub name on a machine with network) or a save_to_disk folder")
     p.add_argument("--dataset-config", default="", metavar="NAME", help="the dataset's configuration (glue: sst2, ...)")
     p.add_argument("--split", default="validation", metavar="NAME", help="the dataset's split (default validation)")
-    p.add_argument("--task", metavar="NAME|YAML", help="a GLUE preset name or a config whose `task` section describes "
-                   "the task; default: the task saved with the model (alum_task.json)")
+    p.add_argument("--task", metavar="NAME|YAML", help="a preset's name (sst2, mnli, wnut17, squad_v1, ...) or a "
+                   "config whose `task` section describes the task; default: the task saved with the model "
+                   "(alum_task.json)")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: each model's own)")
     p.add_argument("--max-seq-len", type=int, metavar="N", help="default: the length the model was fine-tuned at "
                    "(saved with it by `alum finetune`); else 128, or the model's positions if fewer")

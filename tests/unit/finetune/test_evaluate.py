@@ -1,4 +1,5 @@
-"""The embedding-space PGD attack used for robustness: it stays in its ball, spares padding, and hurts."""
+"""The embedding-space PGD attack used for robustness: it stays in its ball, spares padding, and hurts; the
+task `--task` names."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import torch
 
 from alum.adversarial import Target, build_method
 from alum.adversarial import functional as AF
-from alum.finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions
+from alum.errors import UserError
+from alum.finetune.evaluate import AttackConfig, attack_delta, evaluate, predictions, resolve_task
 from alum.finetune.tasks import task_from
 from support.models import classification_forward, make_batch, tiny_classifier
 from support.trainers import RecordingTrainer
@@ -82,3 +84,16 @@ def test_predictions_collect_every_batch_in_order():
     batches = [make_batch(s) for s in range(3)]
     logits, gold = predictions(model, classification_forward, batches)
     assert logits.shape == (12, 3) and list(gold) == [int(x) for b in batches for x in b["labels"]]
+
+
+def test_task_names_a_fine_tuning_preset_as_well_as_a_glue_one(tmp_path):
+    """`--task wnut17` is the task `--config wnut17` fine-tunes (its tags in order), `--task squad_v1` the v1.1
+    reader's; a GLUE name is still the GLUE task, and an unknown name a generic task to describe."""
+    tagger = resolve_task("wnut17", tmp_path)
+    assert tagger.type == "token_classification" and tagger.labels[:2] == ["O", "B-corporation"]
+    reader = resolve_task("squad_v1", tmp_path)
+    assert reader.type == "question_answering" and reader.version == "v1.1"
+    mnli = resolve_task("mnli", tmp_path)
+    assert mnli.labels == ["entailment", "neutral", "contradiction"]
+    with pytest.raises(UserError, match="a generic task needs"):
+        resolve_task("sst3", tmp_path)

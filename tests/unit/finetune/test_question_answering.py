@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from alum.finetune.qa.reading import QAData, QAExample
-from alum.finetune.question_answering import QASplit, collate, encode_windows, gold_rows, qa_metrics
+from alum.finetune.question_answering import (QASplit, QuestionAnswering, collate, encode_windows, gold_rows,
+                                              qa_metrics)
 from alum.finetune.tasks import TaskConfig, task_from
 from support.qa import tiny_tokenizer
 
@@ -119,3 +120,16 @@ def test_task_fields_a_reader_refuses(fields, message):
 def test_a_reader_task_defaults_to_f1_and_auto_version():
     task = task_from({"name": "qa", "type": "question_answering"})
     assert task.metric == "f1" and task.version == "auto" and not task.labels
+
+
+def test_the_first_line_counts_windows_and_the_questions_they_come_from():
+    """What the loop counts (windows) and what is scored (questions), for the whole file and for a subset."""
+    task = task_from({"name": "qa", "type": "question_answering", "stride": 8, "max_query_length": 8},
+                     source="test")
+    start = LONG.index("Rollo")
+    examples = [QAExample("long", "Who ruled Normandy?", LONG, ["Rollo"], [(start, start + 5)]),
+                QAExample("short", "Who?", "Rollo ruled.", ["Rollo"], [(0, 5)])]
+    windows = encoded(examples, task)
+    assert len(windows) > 2  # the long context takes several windows
+    line = QuestionAnswering().sizes(windows, windows.subset(1, 0), {})
+    assert line == f"{len(windows)} training and 1 dev windows (2 and 1 questions)"

@@ -115,3 +115,15 @@ def test_mnli_reports_matched_and_mismatched_apart(model_dir, tmp_path):
     assert summary["extra_dev"]["mismatched"]["mean"] == figures["mismatched_accuracy"]["mean"]
     exported = json.loads((out / "best" / "config.json").read_text())
     assert exported["id2label"] == {"0": "entailment", "1": "neutral", "2": "contradiction"}
+
+
+def test_evaluate_a_dataset_split_as_its_file(sources, from_tsv, capsys):
+    """`alum evaluate --dataset` on the save_to_disk folder (the Hub's ClassLabel) scores as `--file` on the TSV."""
+    best = str(from_tsv / "best")
+    capsys.readouterr()
+    assert main(["evaluate", "--model", best, "--file", str(sources["tsv"][1]), "--no-attack"]) == 0
+    from_file = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["evaluate", "--model", best, "--dataset", str(sources["tmp"] / "saved"), "--no-attack"]) == 0
+    from_dataset = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert from_dataset["split"] == "validation" and from_dataset["examples"] == from_file["examples"] == 16
+    assert from_dataset["accuracy"] == from_file["accuracy"]

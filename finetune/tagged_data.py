@@ -29,11 +29,11 @@ import torch
 
 from alum.errors import UserError
 from alum.io.jsonl import json_objects
+from alum.training.head_forwards import IGNORE
 from alum.finetune.data import Encoded
 from alum.finetune.sources import Rows, source_of
 from alum.finetune.tasks import TaskConfig
 
-IGNORE = -100  # the label of a position that is not a word's first sub-word
 
 
 @dataclass

@@ -13,14 +13,10 @@ per-word mean is the natural reading (the papers evaluate on sequence tasks only
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from alum.adversarial import ForwardOutput
+from alum.training.head_forwards import IGNORE, tag_forward
 from alum.training.metrics import say
 from alum.finetune import tagged_data
 from alum.finetune.entities import entity_scores, sentences
@@ -36,30 +32,10 @@ def load_tagger(model_dir, task):
     return load_with_head(AutoModelForTokenClassification, model_dir, task, "a token classifier")
 
 
-def make_tag_forward(model: nn.Module):
-    """forward(model, batch) -> ForwardOutput: logits at the labelled positions, (N, C), and their NLL."""
-    accepted = set(inspect.signature(model.forward).parameters)
-    inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in accepted]
-
-    def forward(m: nn.Module, batch: dict[str, torch.Tensor]) -> ForwardOutput:
-        logits = m(**{k: batch[k] for k in inputs if k in batch}).logits  # (B, T, C)
-        labels = batch.get("labels")
-        if labels is None:  # no labels to say which positions are words: every non-padding position
-            return ForwardOutput(logits[batch["attention_mask"].bool()])
-        picked = labels != tagged_data.IGNORE
-        targets = labels[picked]
-        # Computed when first read, from the float32 log-probabilities the divergences share. A batch with no
-        # labelled word (every word tokenised to nothing) has a loss of 0, not NaN, as the core's divergences do.
-        return ForwardOutput(logits[picked], loss_fn=lambda out: F.nll_loss(out.log_probs, targets) if len(targets)
-                             else out.logits.sum() * 0)
-
-    return forward
-
-
 def gold_rows(labels: torch.Tensor) -> np.ndarray:
     """(N, 2): each labelled position's tag id, and 1 where it is its sentence's first (rows in the order the
     forward gathers them, so sentences can be told apart after batches are concatenated)."""
-    picked = labels != tagged_data.IGNORE
+    picked = labels != IGNORE
     first = picked & (picked.long().cumsum(dim=1) == 1)
     return torch.stack([labels[picked], first[picked].long()], dim=1).cpu().numpy()
 
@@ -100,7 +76,7 @@ class TokenClassification(TaskType):
         return tagged_data.TagCollator(tokenizer)
 
     def forward(self, model, task):
-        return make_tag_forward(model)
+        return tag_forward(model)
 
     def gold(self, batch):
         return gold_rows(batch["labels"])

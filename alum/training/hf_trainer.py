@@ -9,8 +9,9 @@
 `training_step` has the method compute each micro-batch's loss and backpropagates it with the Trainer's own
 backward (`accelerator.backward`; FreeLB and YOPO are lent it, for a backward per pass), so mixed precision,
 gradient accumulation, clipping, the optimizer and the schedule stay the Trainer's. Every loss a method builds
-is a per-micro-batch mean (the task loss from the model's own forward, the adversarial terms), so it is divided
-by the accumulation steps, the Trainer's rule for such losses; `num_items_in_batch` is not passed to the model,
+is a per-micro-batch mean (the task loss from the model's own forward, or the mean over a tagger's labelled
+words; the adversarial terms, taken per distribution the head predicts: `head_forwards.default_forward`), so it
+is divided by the accumulation steps, the Trainer's rule for such losses; `num_items_in_batch` is not passed to the model,
 which would scale the task loss alone. After each optimizer step the method hears of it (SMART's momentum
 teacher moves). The adversarial loss, the norm
 of delta and the skipped count are added to the Trainer's logs. The method's state (SMART's teacher, the
@@ -34,14 +35,9 @@ from transformers import Trainer, TrainerCallback
 
 from alum.adversarial import ForwardOutput, Method, StepReport, Target, build_method, mean_reports
 from alum.errors import UserError
+from alum.training.head_forwards import default_forward
 
 METHOD_STATE = "alum_method.pt"  # in each checkpoint folder, beside the optimizer's state
-
-
-def model_forward(model: nn.Module, batch: dict[str, Any]) -> ForwardOutput:
-    """The model's own forward and loss (its problem_type decides cross-entropy or MSE)."""
-    out = model(**batch)
-    return ForwardOutput(out.logits, out.get("loss"))
 
 
 class AdversarialTrainer(Trainer):
@@ -56,7 +52,7 @@ class AdversarialTrainer(Trainer):
             raise UserError(f"AdversarialTrainer: '{adversarial}' calls backward once per pass, and under DeepSpeed "
                             "accelerate steps the optimizer inside every backward; use a single-pass method")
         _non_reentrant_checkpointing(self.args, adversarial)
-        self.adversarial_forward = adversarial_forward or model_forward
+        self.adversarial_forward = adversarial_forward or default_forward(self.model)
         config = getattr(self.model, "config", None)
         regression = config is not None and (config.problem_type == "regression" or config.num_labels == 1)
         self.target = Target(self.model, self._forward, divergence="mse" if regression else "kl")

@@ -10,9 +10,9 @@ softmax, and averaged. The mean rather than the sum halves the term, which the w
 absorbs.
 
 Positions where no answer can be (question tokens, special tokens other than CLS, padding) are set to
-MASKED, a large negative finite number, in float32 before any softmax: they get probability exactly 0 in
-both passes and so add exactly 0 to every KL, and their gradient is 0. Not -inf: KL's p * (log p - log q)
-would then be 0 * (-inf - -inf) = NaN at those positions.
+MASKED (`alum.training.head_forwards`), a large negative finite number, in float32 before any softmax: they
+get probability exactly 0 in both passes and so add exactly 0 to every KL, and their gradient is 0. Not
+-inf: KL's p * (log p - log q) would then be 0 * (-inf - -inf) = NaN at those positions.
 
 The task loss is the mean of the start and end cross-entropies, as HF's `...ForQuestionAnswering` heads
 compute it, over the same masked rows (the gold position is always a context token or CLS).
@@ -24,19 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from alum.adversarial.target import ForwardOutput
-
-# exp(-1e4 - max) underflows to exactly 0 in float32 for any logit range a head produces (below about -104
-# is 0), and 1e4 keeps a spacing of 1e-3 in float32, so masked values stay equal across passes
-MASKED = -1.0e4
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def span_logits(start: torch.Tensor, end: torch.Tensor, span_mask: torch.Tensor) -> torch.Tensor:
-    """(2B, T) float32: start rows then end rows, MASKED where `span_mask` is 0."""
-    rows = torch.cat([start, end], dim=0).float()
-    return rows.masked_fill(span_mask.repeat(2, 1) == 0, MASKED)
-
+from alum.training.head_forwards import MODEL_INPUTS, span_logits
 
 def qa_forward(model, batch: dict[str, torch.Tensor]) -> ForwardOutput:
     out = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch})

@@ -160,3 +160,70 @@ def test_the_trainers_early_stopping_callback_stops_the_drop_in(tmp_path):
                                  callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])
     trainer.train()
     assert trainer.state.global_step == 3  # the first evaluation sets the bar, two more bring nothing
+
+
+class Tagged(Examples):
+    """The examples with a tag per token: -100 at padding and at every third token (a later sub-word)."""
+
+    def __getitem__(self, i):
+        tags = self.ids[i] % 3
+        tags[self.mask[i] == 0] = -100
+        tags[2::3] = -100
+        return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "labels": tags}
+
+
+class Spans(Examples):
+    """The examples with an answer span inside the unpadded tokens."""
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": self.mask[i], "start_positions": torch.tensor(i % 4 + 1),
+                "end_positions": torch.tensor(i % 4 + 2)}
+
+
+def head_model(cls, outputs: int):
+    from transformers import BertConfig
+
+    torch.manual_seed(0)
+    return cls(BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=32, num_labels=outputs))
+
+
+def test_a_token_classifier_through_the_drop_in_compares_its_labelled_words_only(tmp_path):
+    """Without an adversarial_forward, a tagger's divergences are taken over its labelled positions (as `alum
+    finetune` takes them), not over every position of the batch, padding included."""
+    from transformers import BertForTokenClassification
+
+    model = head_model(BertForTokenClassification, 3)
+    data = Tagged()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path), train_dataset=data, adversarial="smart")
+    batch = {k: torch.stack([data[i][k] for i in range(4)]) for k in data[0]}
+    model.eval()  # no dropout: the two forwards compared see the same network
+    out = trainer.adversarial_forward(model, batch)
+    labelled = batch["labels"] != -100
+    assert out.logits.shape == (int(labelled.sum()), 3)
+    assert torch.allclose(out.loss, model(**batch).loss, atol=1e-6)  # the model's own token loss, the same rows
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 3 and all(h["adv_loss"] > 0 for h in logs)
+
+
+def test_a_span_head_through_the_drop_in_trains_on_start_and_end_rows(tmp_path):
+    """A question-answering head has no `logits`: its start and end rows are what the divergences compare,
+    padding at MASKED (probability exactly 0), and its own loss is the task loss."""
+    from transformers import BertForQuestionAnswering
+
+    from alum.training.head_forwards import MASKED
+
+    model = head_model(BertForQuestionAnswering, 2)
+    data = Spans()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path), train_dataset=data, adversarial="smart")
+    batch = {k: torch.stack([data[i][k] for i in range(4)]) for k in data[0]}
+    model.eval()
+    out = trainer.adversarial_forward(model, batch)
+    assert out.logits.shape == (8, 10)
+    padding = (batch["attention_mask"] == 0).repeat(2, 1)
+    assert (out.logits[padding] == MASKED).all() and (out.logits[~padding] > MASKED).all()
+    assert torch.equal(out.loss, model(**batch).loss)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 3 and all(h["adv_loss"] > 0 for h in logs)

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from alum.adversarial import METHODS, Target, build_method
 from alum.errors import UserError
 from alum.finetune import tagged_data as T
-from alum.finetune.token_classification import gold_rows, make_tag_forward, tag_metrics
+from alum.finetune.token_classification import gold_rows, tag_metrics
+from alum.training.head_forwards import tag_forward
 from support.data import tagger_task, write_jsonl
 from support.trainers import RecordingTrainer
 
@@ -191,7 +192,7 @@ def tag_batch(seed=0, batch=3, length=8, num_labels=5):
 def test_the_forward_returns_rows_at_the_labelled_positions():
     model = tiny_tagger().eval()
     batch = tag_batch()
-    out = make_tag_forward(model)(model, batch)
+    out = tag_forward(model)(model, batch)
     picked = batch["labels"] != -100
     full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     assert out.logits.shape == (int(picked.sum()), 5)
@@ -199,14 +200,14 @@ def test_the_forward_returns_rows_at_the_labelled_positions():
     expected = F.cross_entropy(full.float().reshape(-1, 5), batch["labels"].reshape(-1), ignore_index=-100)
     torch.testing.assert_close(out.loss, expected)
     nothing = {**batch, "labels": torch.full_like(batch["labels"], -100)}
-    assert float(make_tag_forward(model)(model, nothing).loss.detach()) == 0.0  # not NaN
+    assert float(tag_forward(model)(model, nothing).loss.detach()) == 0.0  # not NaN
 
 
 def test_the_divergence_is_the_mean_of_per_token_kls():
     """KL over the gathered rows, as the core takes it, equals a per-token KL computed position by position."""
     model = tiny_tagger().double().train()  # float64: the two computations agree to rounding of 1e-16
     batch = tag_batch(1)
-    forward = make_tag_forward(model)
+    forward = tag_forward(model)
     target = Target(model, forward)
     torch.manual_seed(0)
     a = target(batch)
@@ -229,7 +230,7 @@ def test_the_divergence_is_the_mean_of_per_token_kls():
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_takes_one_update_on_a_tagger(name):
     model = tiny_tagger().train()
-    target = Target(model, make_tag_forward(model))
+    target = Target(model, tag_forward(model))
     method = build_method(name)
     method.setup(target, total_updates=4)
     before = [p.detach().clone() for p in model.parameters()]
@@ -268,7 +269,7 @@ def test_the_attack_climbs_the_taggers_loss():
     from alum.finetune.evaluate import attack_delta
 
     model = tiny_tagger().eval()
-    target = Target(model, make_tag_forward(model))
+    target = Target(model, tag_forward(model))
     batch = tag_batch(3)
     delta = attack_delta(target, batch, AttackConfig(eps=0.5, steps=3))
     assert delta[batch["attention_mask"] == 0].abs().max() == 0

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from alum.adversarial import METHODS, Target, build_method
 from alum.adversarial import functional as AF
 from alum.finetune.qa.features import encode
-from alum.finetune.qa.forward import MASKED, qa_forward, span_logits
+from alum.finetune.qa.forward import qa_forward
+from alum.training.head_forwards import MASKED, span_logits
 from alum.finetune.qa.reading import read
 from support.qa import SQUAD_V2_DEV, tiny_qa_model, tiny_tokenizer
 from support.trainers import RecordingTrainer

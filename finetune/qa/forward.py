@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from alum.adversarial.target import ForwardOutput
 from alum.training.head_forwards import MODEL_INPUTS, span_logits
 
+
 def qa_forward(model, batch: dict[str, torch.Tensor]) -> ForwardOutput:
     out = model(**{k: batch[k] for k in MODEL_INPUTS if k in batch})
     logits = span_logits(out.start_logits, out.end_logits, batch["span_mask"])

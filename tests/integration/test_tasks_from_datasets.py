@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from alum.cli import main
 from alum.finetune.config import load_finetune_config
 from alum.finetune.run import run as finetune
+from alum.finetune.sources import Rows
 from alum.finetune.tagged_data import infer_tags, read_tagged
 from alum.finetune.tasks import task_from
 from support.data import wnut17_subset
@@ -41,6 +42,13 @@ def same(a, b):
 def cli(preset, model_dir, out, *args):
     assert main(["finetune", "--config", preset, "--model", str(model_dir), "--output", str(out), *args]) == 0
     return out
+
+
+def evaluated(capsys, best, *source) -> dict:
+    """`alum evaluate` of one model, clean, on `source` (--file F or --dataset D ...): its JSON line."""
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(best), *map(str, source), "--no-attack"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def from_python(preset, model_dir, out, flags, train, dev):
@@ -108,8 +116,6 @@ def test_a_tag_classlabel_gives_the_names_in_its_order(ner):
         {"tokens": words, "ner_tags": tags},
         features=datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
                                     "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))}))
-    from alum.finetune.sources import Rows
-
     task = task_from({"name": "mine", "type": "token_classification"}, source="test")
     split = read_tagged(Rows(reordered, "the train Dataset", kind="dataset"), task, "train")
     infer_tags(task, split)
@@ -120,17 +126,12 @@ def test_a_tag_classlabel_gives_the_names_in_its_order(ner):
 
 def test_evaluate_a_tagger_on_a_dataset_split_as_on_its_file(ner, capsys):
     best = ner["model"] / "best"
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(best), "--file", str(ner["dev"]), "--no-attack"]) == 0
-    from_file = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert main(["evaluate", "--model", str(best), "--dataset", str(ner["tmp"] / "saved"), "--no-attack"]) == 0
-    from_dataset = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from_file = evaluated(capsys, best, "--file", ner["dev"])
+    from_dataset = evaluated(capsys, best, "--dataset", ner["tmp"] / "saved")
     assert from_dataset["split"] == "validation" and from_dataset["examples"] == from_file["examples"] == 8
     for key in ("entity_f1", "token_accuracy"):
         assert from_dataset[key] == from_file[key], key
-    assert main(["evaluate", "--model", str(best), "--dataset", str(ner["tmp"] / "saved"), "--split", "train",
-                 "--no-attack"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["examples"] == 24
+    assert evaluated(capsys, best, "--dataset", ner["tmp"] / "saved", "--split", "train")["examples"] == 24
 
 
 # ---- question answering -----------------------------------------------------------------------------------
@@ -176,11 +177,8 @@ def test_a_reader_from_parquet_save_to_disk_and_objects_is_the_json_model(qa, tm
 
 def test_evaluate_a_reader_on_a_dataset_split_as_on_its_file(qa, capsys):
     best = qa["reference"] / "best"
-    capsys.readouterr()
-    assert main(["evaluate", "--model", str(best), "--file", str(qa["dev"]), "--no-attack"]) == 0
-    from_file = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert main(["evaluate", "--model", str(best), "--dataset", str(qa["tmp"] / "saved"), "--no-attack"]) == 0
-    from_dataset = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from_file = evaluated(capsys, best, "--file", qa["dev"])
+    from_dataset = evaluated(capsys, best, "--dataset", qa["tmp"] / "saved")
     assert from_dataset["dataset"] == str(qa["tmp"] / "saved") and "file" not in from_dataset
     for key in ("exact_match", "f1", "questions"):
         assert from_dataset[key] == from_file[key], key

@@ -10,13 +10,13 @@
 backward (`accelerator.backward`; FreeLB and YOPO are lent it, for a backward per pass), so mixed precision,
 gradient accumulation, clipping, the optimizer and the schedule stay the Trainer's. Every loss a method builds
 is a per-micro-batch mean (the task loss from the model's own forward, or the mean over a tagger's labelled
-words; the adversarial terms, taken per distribution the head predicts: `head_forwards.default_forward`), so it
-is divided by the accumulation steps, the Trainer's rule for such losses; `num_items_in_batch` is not passed to
-the model, which would scale the task loss alone. After each optimizer step the method hears of it (SMART's momentum
-teacher moves). The adversarial loss, the norm
-of delta and the skipped count are added to the Trainer's logs. The method's state (SMART's teacher, the
-skipped count) is saved in every checkpoint beside the optimizer's, as `alum_method.pt`, and comes back with
-`train(resume_from_checkpoint=...)`: a resumed run ends as an uninterrupted one.
+words; the adversarial terms, taken per distribution the head predicts: `head_forwards.default_forward`), so
+it is divided by the accumulation steps, the Trainer's rule for such losses; `num_items_in_batch` is not
+passed to the model, which would scale the task loss alone. After each optimizer step the method hears of it
+(SMART's momentum teacher moves). The adversarial loss, the norm of delta and the skipped count are added to
+the Trainer's logs. The method's state (SMART's teacher, the skipped count) is saved in every checkpoint
+beside the optimizer's, as `alum_method.pt`, and comes back with `train(resume_from_checkpoint=...)`: a
+resumed run ends as an uninterrupted one.
 
 Limits: FreeAT takes optimizer steps inside a batch, which the Trainer owns, so it is refused; the methods
 that call backward once per pass (FreeLB, YOPO) are refused under DeepSpeed, where accelerate steps the

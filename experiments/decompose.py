@@ -4,7 +4,7 @@ on the real MiniLM and in the small pretraining reproduction (docs/decomposition
     python experiments/decompose.py sweep             # which delta size survives bf16 and fp16 (MiniLM, SST-2)
     python experiments/decompose.py run [--seeds 3]   # the fine-tuning arms and the pretraining forks
     python experiments/decompose.py timing sst2       # each arm's time per update against none, side by side
-    python experiments/decompose.py report            # the tables of docs/decomposition.md
+    python experiments/decompose.py report [--save]   # the tables of docs/decomposition.md (--save: into RECORD)
     python experiments/decompose.py first-release     # SMART's first release (mt-dnn 5af3326) against 0d6201e
 
 The fine-tuning arms, at equal alpha (1) and mu (1), every option written out (not left to the defaults):
@@ -39,6 +39,7 @@ from finetune_minilm import time_updates  # noqa: E402
 
 REPO = R.REPO
 OUT = REPO / "runs" / "decompose"
+RECORD = Path(__file__).resolve().parent / "results" / "decompose.json"  # every fine-tuning run's figures
 
 # The perturbation size of the shared-mask arm: the smallest of the sweep at which delta's direction in bf16
 # and fp16 agrees with float64 (cosine >= 0.8) in eval mode, with shared and with fresh masks (docs).
@@ -318,27 +319,36 @@ def timing(args) -> int:
 
 # ---- the tables ----
 
-def seed_results(task_dir: Path) -> dict[str, dict]:
-    """Per arm: the task's metric name, and each finished seed's best dev figure clean and under attack, and
-    the means of its training log's adversarial figures."""
-    found: dict[str, dict] = {}
-    for arm in ARMS:
-        for run in sorted((task_dir / arm).glob("seed-*"), key=lambda p: int(p.name.split("-")[1])):
-            path = run / "metrics.json"
-            if not path.is_file():
-                continue
-            summary = json.loads(path.read_text())
-            metric, f = summary["metric"], summary["figures"]
-            entry = found.setdefault(arm, {"metric": metric, "seeds": [], "dev": [], "attack": [], "log": {}})
-            entry["seeds"].append(int(run.name.split("-")[1]))
-            entry["dev"].append(f[metric]["mean"] * 100)
-            entry["attack"].append(f[f"attack_{metric}"]["mean"] * 100)
-            rows = R.read_jsonl(run / f"seed-{entry['seeds'][-1]}" / "metrics.jsonl")
-            for key in ("adv_loss", "delta_norm", "delta_effective", "delta_cosine"):
-                values = [r[key] for r in rows if r.get(key) is not None]
-                if values:
-                    entry["log"].setdefault(key, []).append(statistics.fmean(values))
+def run_results(out: Path) -> dict[str, dict[str, dict[str, dict]]]:
+    """task -> arm -> seed -> one finished run's best dev figure clean and under attack (%), and the means of its
+    training log's adversarial figures."""
+    found: dict[str, dict[str, dict[str, dict]]] = {}
+    for path in sorted(out.glob("finetune/*/*/seed-*/metrics.json")):
+        run, arm, task = path.parent, path.parent.parent.name, path.parent.parent.parent.name
+        summary = json.loads(path.read_text())
+        metric, f = summary["metric"], summary["figures"]
+        log = {}
+        rows = R.read_jsonl(run / run.name / "metrics.jsonl")
+        for key in ("adv_loss", "delta_norm", "delta_effective", "delta_cosine"):
+            values = [r[key] for r in rows if r.get(key) is not None]
+            if values:
+                log[key] = statistics.fmean(values)
+        found.setdefault(task, {}).setdefault(arm, {})[run.name.split("-")[1]] = {
+            "metric": metric, "dev": f[metric]["mean"] * 100, "attack": f[f"attack_{metric}"]["mean"] * 100,
+            "log": log}
     return found
+
+
+def results(args) -> dict[str, dict[str, dict[str, dict]]]:
+    """The committed record (RECORD) with the runs found under --out laid over it; `--save` writes the union back.
+    Run folders are large and outlive no machine; the record is what a later session reports from."""
+    record = json.loads(Path(args.record).read_text()) if Path(args.record).is_file() else {}
+    for task, arms in run_results(Path(args.out)).items():
+        for arm, seeds in arms.items():
+            record.setdefault(task, {}).setdefault(arm, {}).update(seeds)
+    if args.save:
+        Path(args.record).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return record
 
 
 def spread(values: list[float]) -> str:
@@ -351,23 +361,30 @@ def spread(values: list[float]) -> str:
 
 
 def report(args) -> int:
-    out = Path(args.out)
+    out, record = Path(args.out), results(args)
     for task in TASKS:
-        found = seed_results(out / "finetune" / task)
+        found = {arm: record[task][arm] for arm in ARMS if record.get(task, {}).get(arm)}
         if not found:
             continue
         timed = out / "timing" / f"{task}.json"
         times = json.loads(timed.read_text()) if timed.is_file() else {}
-        metric = next(iter(found.values()))["metric"]
+        metric = next(iter(next(iter(found.values())).values()))["metric"]
         print(f"\n### {task} (dev {metric}, %)\n")
         print(f"| arm | seeds | dev {metric} | under attack | adv loss | delta norm | effective delta | time vs none |")
         print("|---|---|---|---|---|---|---|---|")
-        for arm, e in found.items():
-            log = {k: statistics.fmean(v) for k, v in e["log"].items()}
+        for arm, by_seed in found.items():
+            seeds = sorted(by_seed, key=int)
+            runs = [by_seed[s] for s in seeds]
+            # a run recorded without its log (its folder was lost before the record existed) has no log means
+            logged = [s for s, r in zip(seeds, runs) if r["log"]]
+            log = {k: statistics.fmean(v) for k in ("adv_loss", "delta_norm", "delta_effective")
+                   if (v := [r["log"][k] for r in runs if k in r["log"]])}
             time_vs = f"{times[arm]['vs_none']:.2f}x" if arm in times else "-"
             figures = " | ".join(f"{log[k]:.3g}" if k in log else "-" for k in ("adv_loss", "delta_norm", "delta_effective"))
-            print(f"| {arm} | {','.join(map(str, e['seeds']))} | {spread(e['dev'])} | {spread(e['attack'])} | "
-                  f"{figures} | {time_vs} |")
+            if log and logged != seeds:
+                figures += f" (seeds {','.join(logged)})"
+            print(f"| {arm} | {','.join(seeds)} | {spread([r['dev'] for r in runs])} | "
+                  f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")
     pretrain = {name: R.pretrain_summary(out / "pretrain" / name) for name in PRETRAIN_ARMS}
     if any(pretrain.values()):
         print("\n### pretraining forks, then plain SST-2 fine-tuning\n")
@@ -418,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("first-release")
     f.set_defaults(go=first_release)
     p = sub.add_parser("report")
+    p.add_argument("--record", default=str(RECORD), help="the committed per-run figures (JSON)")
+    p.add_argument("--save", action="store_true", help="write the runs found under --out into --record")
     p.set_defaults(go=report)
     for each in (r, s, t, f, p):
         each.add_argument("--out", default=str(OUT))

@@ -381,9 +381,8 @@ def report(args) -> int:
                    if (v := [r["log"][k] for r in runs if k in r["log"]])}
             time_vs = f"{times[arm]['vs_none']:.2f}x" if arm in times else "-"
             figures = " | ".join(f"{log[k]:.3g}" if k in log else "-" for k in ("adv_loss", "delta_norm", "delta_effective"))
-            if log and logged != seeds:
-                figures += f" (seeds {','.join(logged)})"
-            print(f"| {arm} | {','.join(seeds)} | {spread([r['dev'] for r in runs])} | "
+            listed = ",".join(seeds) + (f" (log: {','.join(logged)})" if log and logged != seeds else "")
+            print(f"| {arm} | {listed} | {spread([r['dev'] for r in runs])} | "
                   f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")
     pretrain = {name: R.pretrain_summary(out / "pretrain" / name) for name in PRETRAIN_ARMS}
     if any(pretrain.values()):

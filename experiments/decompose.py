@@ -373,9 +373,8 @@ def report(args) -> int:
         print(f"| arm | seeds | dev {metric} | under attack | adv loss | delta norm | effective delta | time vs none |")
         print("|---|---|---|---|---|---|---|---|")
         # the arms are compared on the seeds all of them have finished; a seed some arms lack is listed below
-        common = sorted(set.intersection(*(set(by_seed) for by_seed in found.values())), key=int)
+        seeds = sorted(set.intersection(*(set(by_seed) for by_seed in found.values())), key=int)
         for arm, by_seed in found.items():
-            seeds = common
             runs = [by_seed[s] for s in seeds]
             # a run recorded without its log (its folder was lost before the record existed) has no log means
             logged = [s for s, r in zip(seeds, runs) if r["log"]]
@@ -386,7 +385,7 @@ def report(args) -> int:
             listed = ",".join(seeds) + (f" (log: {','.join(logged)})" if log and logged != seeds else "")
             print(f"| {arm} | {listed} | {spread([r['dev'] for r in runs])} | "
                   f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")
-        extra = {arm: sorted(set(by_seed) - set(common), key=int) for arm, by_seed in found.items()}
+        extra = {arm: sorted(set(by_seed) - set(seeds), key=int) for arm, by_seed in found.items()}
         if any(extra.values()):
             print("\nfinished beyond the common seeds (not in the table): "
                   + "; ".join(f"{arm} seed {', '.join(s)}" for arm, s in extra.items() if s))

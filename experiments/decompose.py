@@ -351,6 +351,9 @@ def results(args) -> dict[str, dict[str, dict[str, dict]]]:
     return record
 
 
+LOG_COLUMNS = ("adv_loss", "delta_norm", "delta_effective")  # the training log's means a table shows
+
+
 def spread(values: list[float]) -> str:
     if not values:
         return "-"
@@ -378,10 +381,9 @@ def report(args) -> int:
             runs = [by_seed[s] for s in seeds]
             # a run recorded without its log (its folder was lost before the record existed) has no log means
             logged = [s for s, r in zip(seeds, runs) if r["log"]]
-            log = {k: statistics.fmean(v) for k in ("adv_loss", "delta_norm", "delta_effective")
-                   if (v := [r["log"][k] for r in runs if k in r["log"]])}
+            log = {k: statistics.fmean(v) for k in LOG_COLUMNS if (v := [r["log"][k] for r in runs if k in r["log"]])}
             time_vs = f"{times[arm]['vs_none']:.2f}x" if arm in times else "-"
-            figures = " | ".join(f"{log[k]:.3g}" if k in log else "-" for k in ("adv_loss", "delta_norm", "delta_effective"))
+            figures = " | ".join(f"{log[k]:.3g}" if k in log else "-" for k in LOG_COLUMNS)
             listed = ",".join(seeds) + (f" (log: {','.join(logged)})" if log and logged != seeds else "")
             print(f"| {arm} | {listed} | {spread([r['dev'] for r in runs])} | "
                   f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")

@@ -363,6 +363,26 @@ def spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f} ({every})"
 
 
+# Paired comparisons: a seed fixes the classifier head's initialisation, the data order and the dropout stream's
+# start for every arm, so the per-seed difference removes what the seed does to all arms alike.
+PAIRS = [(arm, "none") for arm in ARMS if arm != "none"] + [
+    ("smart-released", "smart-dropout"), ("smart-shared", "smart-dropout")]  # the second two: what delta adds
+
+
+def paired(found: dict, seeds: list[str]) -> None:
+    print("\n| arm − baseline | clean, per-seed difference | higher on | under attack, per-seed difference | higher on |")
+    print("|---|---|---|---|---|")
+    for arm, base in PAIRS:
+        if arm not in found or base not in found:
+            continue
+        cells = []
+        for key in ("dev", "attack"):
+            d = [found[arm][s][key] - found[base][s][key] for s in seeds]
+            cells += [f"{statistics.fmean(d):+.1f} ± {statistics.stdev(d):.1f} ({' / '.join(f'{v:+.1f}' for v in d)})"
+                      if len(d) > 1 else "-", f"{sum(v > 0 for v in d)} of {len(d)}"]
+        print(f"| {arm} − {base} | " + " | ".join(cells) + " |")
+
+
 def report(args) -> int:
     out, record = Path(args.out), results(args)
     for task in TASKS:
@@ -387,6 +407,7 @@ def report(args) -> int:
             listed = ",".join(seeds) + (f" (log: {','.join(logged)})" if log and logged != seeds else "")
             print(f"| {arm} | {listed} | {spread([r['dev'] for r in runs])} | "
                   f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")
+        paired(found, seeds)
         extra = {arm: sorted(set(by_seed) - set(seeds), key=int) for arm, by_seed in found.items()}
         if any(extra.values()):
             print("\nfinished beyond the common seeds (not in the table): "

@@ -369,8 +369,16 @@ PAIRS = [(arm, "none") for arm in ARMS if arm != "none"] + [
     ("smart-released", "smart-dropout"), ("smart-shared", "smart-dropout")]  # the second two: what delta adds
 
 
+def updown(differences: list[float]) -> tuple[int, int, int]:
+    """Seeds where the arm is above, level with, below its baseline (level: the same figure to float rounding)."""
+    above = sum(d > 1e-6 for d in differences)
+    below = sum(d < -1e-6 for d in differences)
+    return above, len(differences) - above - below, below
+
+
 def paired(found: dict, seeds: list[str]) -> None:
-    print("\n| arm − baseline | clean, per-seed difference | higher on | under attack, per-seed difference | higher on |")
+    print("\n| arm − baseline | clean, per-seed difference | above/level/below | under attack, per-seed difference "
+          "| above/level/below |")
     print("|---|---|---|---|---|")
     for arm, base in PAIRS:
         if arm not in found or base not in found:
@@ -379,7 +387,7 @@ def paired(found: dict, seeds: list[str]) -> None:
         for key in ("dev", "attack"):
             d = [found[arm][s][key] - found[base][s][key] for s in seeds]
             cells += [f"{statistics.fmean(d):+.1f} ± {statistics.stdev(d):.1f} ({' / '.join(f'{v:+.1f}' for v in d)})"
-                      if len(d) > 1 else "-", f"{sum(v > 0 for v in d)} of {len(d)}"]
+                      if len(d) > 1 else "-", "/".join(str(n) for n in updown(d))]
         print(f"| {arm} − {base} | " + " | ".join(cells) + " |")
 
 

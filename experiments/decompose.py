@@ -28,6 +28,7 @@ import argparse
 import copy
 import itertools
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -376,23 +377,48 @@ def updown(differences: list[float]) -> tuple[int, int, int]:
     return above, len(differences) - above - below, below
 
 
-def paired(found: dict, seeds: list[str]) -> None:
+def sign_test(above: int, below: int) -> float:
+    """Two-sided sign test: the chance of a split at least this uneven if above and below were equally likely
+    (level seeds left out)."""
+    n = above + below
+    return min(1.0, 2 * sum(math.comb(n, k) for k in range(min(above, below) + 1)) / 2 ** n) if n else 1.0
+
+
+def paired(found: dict, seeds: list[str]) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """Print the per-seed differences of PAIRS on one task; return them, for the count over tasks."""
     print("\n| arm − baseline | clean, per-seed difference | above/level/below | under attack, per-seed difference "
           "| above/level/below |")
     print("|---|---|---|---|---|")
+    differences = {}
     for arm, base in PAIRS:
         if arm not in found or base not in found:
             continue
+        differences[arm, base] = d = {k: [found[arm][s][k] - found[base][s][k] for s in seeds] for k in ("dev", "attack")}
         cells = []
         for key in ("dev", "attack"):
-            d = [found[arm][s][key] - found[base][s][key] for s in seeds]
-            cells += [f"{statistics.fmean(d):+.1f} ± {statistics.stdev(d):.1f} ({' / '.join(f'{v:+.1f}' for v in d)})"
-                      if len(d) > 1 else "-", "/".join(str(n) for n in updown(d))]
+            cells += [f"{statistics.fmean(d[key]):+.1f} ± {statistics.stdev(d[key]):.1f} "
+                      f"({' / '.join(f'{v:+.1f}' for v in d[key])})" if len(seeds) > 1 else "-",
+                      "/".join(str(n) for n in updown(d[key]))]
         print(f"| {arm} − {base} | " + " | ".join(cells) + " |")
+    return differences
+
+
+def over_tasks(by_task: dict[str, dict]) -> None:
+    """The paired differences' signs counted over every task and seed: the metrics differ, their signs do not."""
+    print(f"\n### paired, over {', '.join(by_task)} (seeds above/level/below, two-sided sign test)\n")
+    print("| arm − baseline | clean | p | under attack | p |")
+    print("|---|---|---|---|---|")
+    for pair in PAIRS:
+        cells = []
+        for key in ("dev", "attack"):
+            above, level, below = updown([v for d in by_task.values() if pair in d for v in d[pair][key]])
+            cells += [f"{above}/{level}/{below}", f"{sign_test(above, below):.2g}"]
+        print(f"| {pair[0]} − {pair[1]} | " + " | ".join(cells) + " |")
 
 
 def report(args) -> int:
     out, record = Path(args.out), results(args)
+    by_task = {}
     for task in TASKS:
         found = {arm: record[task][arm] for arm in ARMS if record.get(task, {}).get(arm)}
         if not found:
@@ -415,11 +441,13 @@ def report(args) -> int:
             listed = ",".join(seeds) + (f" (log: {','.join(logged)})" if log and logged != seeds else "")
             print(f"| {arm} | {listed} | {spread([r['dev'] for r in runs])} | "
                   f"{spread([r['attack'] for r in runs])} | {figures} | {time_vs} |")
-        paired(found, seeds)
+        by_task[task] = paired(found, seeds)
         extra = {arm: sorted(set(by_seed) - set(seeds), key=int) for arm, by_seed in found.items()}
         if any(extra.values()):
             print("\nfinished beyond the common seeds (not in the table): "
                   + "; ".join(f"{arm} seed {', '.join(s)}" for arm, s in extra.items() if s))
+    if len(by_task) > 1:
+        over_tasks(by_task)
     pretrain = {name: R.pretrain_summary(out / "pretrain" / name) for name in PRETRAIN_ARMS}
     if any(pretrain.values()):
         print("\n### pretraining forks, then plain SST-2 fine-tuning\n")

@@ -367,7 +367,8 @@ def spread(values: list[float]) -> str:
 # Paired comparisons: a seed fixes the classifier head's initialisation, the data order and the dropout stream's
 # start for every arm, so the per-seed difference removes what the seed does to all arms alike.
 PAIRS = [(arm, "none") for arm in ARMS if arm != "none"] + [
-    ("smart-released", "smart-dropout"), ("smart-shared", "smart-dropout")]  # the second two: what delta adds
+    ("smart-released", "smart-dropout"), ("smart-shared", "smart-dropout"),  # what delta adds to delta 0
+    ("smart-shared", "smart-released")]  # what the default (shared masks, a delta that survives) changes
 
 
 def updown(differences: list[float]) -> tuple[int, int, int]:

@@ -394,7 +394,8 @@ def paired(found: dict, seeds: list[str]) -> dict[tuple[str, str], dict[str, lis
     for arm, base in PAIRS:
         if arm not in found or base not in found:
             continue
-        differences[arm, base] = d = {k: [found[arm][s][k] - found[base][s][k] for s in seeds] for k in ("dev", "attack")}
+        d = {key: [found[arm][s][key] - found[base][s][key] for s in seeds] for key in ("dev", "attack")}
+        differences[arm, base] = d
         cells = []
         for key in ("dev", "attack"):
             cells += [f"{statistics.fmean(d[key]):+.1f} ± {statistics.stdev(d[key]):.1f} "

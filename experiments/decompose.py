@@ -4,7 +4,8 @@ on the real MiniLM and in the small pretraining reproduction (docs/decomposition
     python experiments/decompose.py sweep             # which delta size survives bf16 and fp16 (MiniLM, SST-2)
     python experiments/decompose.py run [--seeds 3]   # the fine-tuning arms and the pretraining forks
     python experiments/decompose.py timing sst2       # each arm's time per update against none, side by side
-    python experiments/decompose.py report [--save]   # the tables of docs/decomposition.md (--save: into RECORD)
+    python experiments/decompose.py report [--save]   # the tables of docs/decomposition.md, each arm also paired
+                                                      # seed by seed with its baseline (--save: into RECORD)
     python experiments/decompose.py first-release     # SMART's first release (mt-dnn 5af3326) against 0d6201e
 
 The fine-tuning arms, at equal alpha (1) and mu (1), every option written out (not left to the defaults):
@@ -13,6 +14,7 @@ The fine-tuning arms, at equal alpha (1) and mu (1), every option written out (n
   rdrop            R-Drop: two dropout passes, their symmetric KL (Liang et al. 2021)
   smart-dropout    SMART with step_size 0: delta is exactly 0, so its smoothness term compares two dropout
                    draws (the perturbed pass is cut below the embeddings, as released); the teacher is kept
+  smart-teacher    SMART with alpha 0: the momentum teacher's Bregman term alone (no perturbed pass is run)
   smart-released   SMART as the code released with the paper: fresh masks, the `gradient` rule, sigma 1e-5,
                    eta 1e-3
   smart-shared     SMART with the clean pass's dropout masks replayed (the passes differ by delta alone) and a

@@ -357,13 +357,14 @@ def results(args) -> dict[str, dict[str, dict[str, dict]]]:
 LOG_COLUMNS = ("adv_loss", "delta_norm", "delta_effective")  # the training log's means a table shows
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], sign: str = "") -> str:
+    """Mean ± sd, then every value in order; sign "+" writes the values and the mean signed (differences)."""
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.1f} ({values[0]:.1f})"
-    every = " / ".join(f"{v:.1f}" for v in values)
-    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f} ({every})"
+        return f"{values[0]:{sign}.1f} ({values[0]:{sign}.1f})"
+    every = " / ".join(f"{v:{sign}.1f}" for v in values)
+    return f"{statistics.fmean(values):{sign}.1f} ± {statistics.stdev(values):.1f} ({every})"
 
 
 # Paired comparisons: a seed fixes the classifier head's initialisation, the data order and the dropout stream's
@@ -398,11 +399,8 @@ def paired(found: dict, seeds: list[str]) -> dict[tuple[str, str], dict[str, lis
             continue
         d = {key: [found[arm][s][key] - found[base][s][key] for s in seeds] for key in ("dev", "attack")}
         differences[arm, base] = d
-        cells = []
-        for key in ("dev", "attack"):
-            cells += [f"{statistics.fmean(d[key]):+.1f} ± {statistics.stdev(d[key]):.1f} "
-                      f"({' / '.join(f'{v:+.1f}' for v in d[key])})" if len(seeds) > 1 else "-",
-                      "/".join(str(n) for n in updown(d[key]))]
+        cells = [cell for key in ("dev", "attack")
+                 for cell in (spread(d[key], "+"), "/".join(map(str, updown(d[key]))))]
         print(f"| {arm} − {base} | " + " | ".join(cells) + " |")
     return differences
 
